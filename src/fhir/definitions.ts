@@ -168,9 +168,13 @@ export function loadProfileDir(dir: string): { resources: FhirResource[]; errors
         try {
           for (const r of entriesOf(JSON.parse(fs.readFileSync(p, 'utf8')))) {
             if (
-              ['StructureDefinition', 'SearchParameter', 'ValueSet', 'CodeSystem', 'CompartmentDefinition'].includes(
-                r.resourceType,
-              )
+              [
+                'StructureDefinition',
+                'SearchParameter',
+                'ValueSet',
+                'CodeSystem',
+                'CompartmentDefinition',
+              ].includes(r.resourceType)
             )
               resources.push(r);
           }

@@ -49,7 +49,8 @@ export const notSupported = (msg: string): FhirError => new FhirError(501, [issu
 export const methodNotAllowed = (msg: string, allow: string): FhirError =>
   new FhirError(405, [issue('not-supported', msg)], { Allow: allow });
 export const tooLarge = (msg: string): FhirError => new FhirError(413, [issue('too-costly', msg)]);
-export const unsupportedMediaType = (msg: string): FhirError => new FhirError(415, [issue('not-supported', msg)]);
+export const unsupportedMediaType = (msg: string): FhirError =>
+  new FhirError(415, [issue('not-supported', msg)]);
 export const notAcceptable = (msg: string): FhirError => new FhirError(406, [issue('not-supported', msg)]);
 export const unavailable = (msg: string): FhirError => new FhirError(503, [issue('transient', msg)]);
 

@@ -55,7 +55,11 @@ export interface Collection<T extends BaseDoc = BaseDoc> {
   /** Rejects with a DuplicateKeyError when a unique index is violated. */
   insertOne(doc: T, options?: WriteOptions): Promise<void>;
   replaceOne(filter: Filter, doc: T, options?: WriteOptions & { upsert?: boolean }): Promise<UpdateResult>;
-  updateOne(filter: Filter, update: UpdateDoc, options?: WriteOptions & { upsert?: boolean }): Promise<UpdateResult>;
+  updateOne(
+    filter: Filter,
+    update: UpdateDoc,
+    options?: WriteOptions & { upsert?: boolean },
+  ): Promise<UpdateResult>;
   deleteOne(filter: Filter, options?: WriteOptions): Promise<{ deletedCount: number }>;
   deleteMany(filter: Filter, options?: WriteOptions): Promise<{ deletedCount: number }>;
   createIndex(spec: IndexSpec): Promise<void>;

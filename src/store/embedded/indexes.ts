@@ -1,0 +1,155 @@
+import { Query } from 'mingo';
+import type { Filter, IndexSpec } from '../backend';
+
+type Doc = Record<string, unknown>;
+
+/** All values at a dotted path, descending through arrays as MongoDB does for multikey indexes. */
+export function valuesAtPath(doc: unknown, pathParts: readonly string[], from = 0): unknown[] {
+  if (from === pathParts.length) return Array.isArray(doc) ? [...doc, doc] : [doc];
+  if (Array.isArray(doc)) return doc.flatMap((d) => valuesAtPath(d, pathParts, from));
+  if (doc === null || typeof doc !== 'object') return [];
+  const key = pathParts[from] as string;
+  if (!Object.prototype.hasOwnProperty.call(doc, key)) return from === pathParts.length - 1 ? [null] : [];
+  return valuesAtPath((doc as Doc)[key], pathParts, from + 1);
+}
+
+/** Index keys are strings; scalars of different BSON types must not collide. */
+export function keyOf(v: unknown): string | undefined {
+  if (v === null || v === undefined) return 'n:';
+  switch (typeof v) {
+    case 'string':
+      return `s:${v}`;
+    case 'number':
+      return `d:${v}`;
+    case 'boolean':
+      return `b:${v ? 1 : 0}`;
+    default:
+      return undefined;
+  }
+}
+
+/**
+ * A secondary index of the embedded engine. Single-field indexes answer equality and $in lookups
+ * (the planner in engine.ts); unique indexes (single or compound) enforce uniqueness.
+ */
+export class SecondaryIndex {
+  readonly fields: string[];
+  private readonly paths: string[][];
+  private readonly partial: Query | undefined;
+  /** key -> ids */
+  private readonly map = new Map<string, Set<string>>();
+
+  constructor(readonly spec: IndexSpec) {
+    this.fields = Object.keys(spec.key);
+    this.paths = this.fields.map((f) => f.split('.'));
+    this.partial = spec.partialFilterExpression ? new Query(spec.partialFilterExpression, {}) : undefined;
+  }
+
+  /** The index keys a document produces (several for array fields). */
+  keys(doc: Doc): string[] {
+    if (this.partial && !this.partial.test(doc)) return [];
+    let combos: string[] = [''];
+    for (const p of this.paths) {
+      const vals = valuesAtPath(doc, p)
+        .map(keyOf)
+        .filter((k): k is string => k !== undefined);
+      const uniq = vals.length === 0 ? ['n:'] : [...new Set(vals)];
+      const next: string[] = [];
+      for (const c of combos) for (const v of uniq) next.push(c === '' ? v : `${c}\u0000${v}`);
+      combos = next;
+    }
+    return combos;
+  }
+
+  /** The id already holding one of these keys, other than `id` itself. */
+  conflict(keys: string[], id: string): string | undefined {
+    if (!this.spec.unique) return undefined;
+    for (const k of keys) {
+      const s = this.map.get(k);
+      if (s) for (const other of s) if (other !== id) return other;
+    }
+    return undefined;
+  }
+
+  add(keys: string[], id: string): void {
+    for (const k of keys) {
+      let s = this.map.get(k);
+      if (!s) {
+        s = new Set();
+        this.map.set(k, s);
+      }
+      s.add(id);
+    }
+  }
+
+  remove(keys: string[], id: string): void {
+    for (const k of keys) {
+      const s = this.map.get(k);
+      if (s) {
+        s.delete(id);
+        if (s.size === 0) this.map.delete(k);
+      }
+    }
+  }
+
+  lookup(key: string): ReadonlySet<string> | undefined {
+    return this.map.get(key);
+  }
+}
+
+/**
+ * Ids that can match `filter` according to a single-field index, or undefined when no index helps
+ * (then the caller scans). Only sound narrowings are used: equality or $in on an indexed path at the
+ * top level or inside a top-level $and.
+ */
+export function candidateIds(
+  filter: Filter,
+  indexFor: (field: string) => SecondaryIndex | undefined,
+): Set<string> | undefined {
+  let best: Set<string> | undefined;
+  const consider = (field: string, cond: unknown): void => {
+    const idx = field === '_id' ? undefined : indexFor(field);
+    const values = equalityValues(cond);
+    if (values === undefined) return;
+    let ids: Set<string>;
+    if (field === '_id') {
+      ids = new Set(values.filter((v): v is string => typeof v === 'string'));
+    } else {
+      if (!idx) return;
+      ids = new Set();
+      for (const v of values) {
+        const k = keyOf(v);
+        if (k === undefined) return;
+        for (const id of idx.lookup(k) ?? []) ids.add(id);
+      }
+    }
+    if (!best || ids.size < best.size) best = ids;
+  };
+  const walk = (f: Filter): void => {
+    for (const [k, v] of Object.entries(f)) {
+      if (k === '$and' && Array.isArray(v)) {
+        for (const sub of v) if (sub && typeof sub === 'object') walk(sub as Filter);
+      } else if (!k.startsWith('$')) {
+        consider(k, v);
+      }
+    }
+  };
+  walk(filter);
+  return best;
+}
+
+function isScalar(v: unknown): boolean {
+  return typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean';
+}
+
+function equalityValues(cond: unknown): unknown[] | undefined {
+  if (isScalar(cond)) return [cond];
+  if (cond && typeof cond === 'object' && !Array.isArray(cond)) {
+    const entries = Object.entries(cond as Doc);
+    const eq = entries.find(([k]) => k === '$eq');
+    if (eq && isScalar(eq[1])) return [eq[1]];
+    const inn = entries.find(([k]) => k === '$in');
+    if (inn && Array.isArray(inn[1]) && inn[1].every(isScalar)) return inn[1];
+  }
+  return undefined;
+}

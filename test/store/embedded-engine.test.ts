@@ -1,0 +1,177 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { DuplicateKeyError } from '../../src/store/backend';
+import { EmbeddedBackend } from '../../src/store/embedded/engine';
+
+interface Item {
+  _id: string;
+  n: number;
+  tag?: string;
+}
+
+let dir: string;
+beforeEach(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'engine-'));
+});
+afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+async function open(): Promise<EmbeddedBackend> {
+  return EmbeddedBackend.open({ dataDir: dir });
+}
+
+describe('embedded engine', () => {
+  test('acknowledged writes survive a reopen', async () => {
+    const b = await open();
+    const c = b.collection<Item>('items');
+    await c.insertOne({ _id: 'a', n: 1 });
+    await c.replaceOne({ _id: 'a', n: 1 }, { _id: 'a', n: 2 });
+    await c.insertOne({ _id: 'b', n: 5 });
+    await c.deleteOne({ _id: 'b' });
+    await b.close();
+    const b2 = await open();
+    expect(await b2.collection<Item>('items').find({})).toEqual([{ _id: 'a', n: 2 }]);
+    await b2.close();
+  });
+
+  test('filters, sorts and pages with MongoDB semantics', async () => {
+    const b = await open();
+    const c = b.collection<Item>('items');
+    await Promise.all([3, 1, 2, 5, 4].map((n) => c.insertOne({ _id: `i${n}`, n })));
+    const r = await c.find({ n: { $gte: 2 } }, { sort: { n: -1 }, skip: 1, limit: 2 });
+    expect(r.map((d) => d.n)).toEqual([4, 3]);
+    expect(await c.countDocuments({ n: { $lt: 3 } })).toBe(2);
+    await b.close();
+  });
+
+  test('a conditional replace on a stale version matches nothing', async () => {
+    const b = await open();
+    const c = b.collection<Item>('items');
+    await c.insertOne({ _id: 'a', n: 1 });
+    const [r1, r2] = await Promise.all([
+      c.replaceOne({ _id: 'a', n: 1 }, { _id: 'a', n: 2 }),
+      c.replaceOne({ _id: 'a', n: 1 }, { _id: 'a', n: 3 }),
+    ]);
+    expect(r1.matchedCount + r2.matchedCount).toBe(1);
+    await b.close();
+  });
+
+  test('unique indexes reject duplicates, also inside a transaction', async () => {
+    const b = await open();
+    const c = b.collection<Item>('items');
+    await c.createIndex({ name: 'tag_1', key: { tag: 1 }, unique: true });
+    await c.insertOne({ _id: 'a', n: 1, tag: 'x' });
+    await expect(c.insertOne({ _id: 'b', n: 1, tag: 'x' })).rejects.toBeInstanceOf(DuplicateKeyError);
+    await expect(
+      b.withTransaction(async (session) => {
+        await c.insertOne({ _id: 'c', n: 1, tag: 'y' }, { session });
+        await c.insertOne({ _id: 'd', n: 1, tag: 'y' }, { session });
+      }),
+    ).rejects.toBeInstanceOf(DuplicateKeyError);
+    expect(await c.countDocuments({})).toBe(1);
+    await b.close();
+  });
+
+  test('a transaction commits all its writes or none', async () => {
+    const b = await open();
+    const c = b.collection<Item>('items');
+    await expect(
+      b.withTransaction(async (session) => {
+        await c.insertOne({ _id: 'a', n: 1 }, { session });
+        expect(await c.findOne({ _id: 'a' }, { session })).toEqual({ _id: 'a', n: 1 });
+        expect(await c.findOne({ _id: 'a' })).toBeNull();
+        throw new Error('abort');
+      }),
+    ).rejects.toThrow('abort');
+    expect(await c.countDocuments({})).toBe(0);
+    await b.withTransaction(async (session) => {
+      await c.insertOne({ _id: 'a', n: 1 }, { session });
+      await c.insertOne({ _id: 'b', n: 2 }, { session });
+    });
+    await b.close();
+    const b2 = await open();
+    expect(await b2.collection<Item>('items').countDocuments({})).toBe(2);
+    await b2.close();
+  });
+
+  test('concurrent transactions on one document: the later commit retries and sees the first', async () => {
+    const b = await open();
+    const c = b.collection<Item>('items');
+    await c.insertOne({ _id: 'ctr', n: 0 });
+    await Promise.all(
+      Array.from({ length: 10 }, () =>
+        b.withTransaction(async (session) => {
+          const cur = await c.findOne({ _id: 'ctr' }, { session });
+          await new Promise((r) => setImmediate(r));
+          await c.replaceOne({ _id: 'ctr' }, { _id: 'ctr', n: (cur?.n ?? 0) + 1 }, { session });
+        }),
+      ),
+    );
+    expect((await c.findOne({ _id: 'ctr' }))?.n).toBe(10);
+    await b.close();
+  });
+
+  test('a torn journal tail is dropped on recovery', async () => {
+    const b = await open();
+    const c = b.collection<Item>('items');
+    await c.insertOne({ _id: 'a', n: 1 });
+    await b.close();
+    const journal = fs.readdirSync(dir).find((f) => f.startsWith('journal-')) as string;
+    fs.appendFileSync(path.join(dir, journal), '1234abcd ["items","b",{"_id":"b"');
+    const b2 = await open();
+    expect(await b2.collection<Item>('items').find({})).toEqual([{ _id: 'a', n: 1 }]);
+    await b2.collection<Item>('items').insertOne({ _id: 'c', n: 3 });
+    await b2.close();
+    const b3 = await open();
+    expect((await b3.collection<Item>('items').find({}, { sort: { _id: 1 } })).map((d) => d._id)).toEqual([
+      'a',
+      'c',
+    ]);
+    await b3.close();
+  });
+
+  test('damage followed by valid records refuses to start', async () => {
+    const b = await open();
+    const c = b.collection<Item>('items');
+    await c.insertOne({ _id: 'a', n: 1 });
+    await c.insertOne({ _id: 'b', n: 2 });
+    await b.close();
+    const file = path.join(dir, fs.readdirSync(dir).find((f) => f.startsWith('journal-')) as string);
+    const buf = fs.readFileSync(file);
+    buf[12] = buf[12] === 0x41 ? 0x42 : 0x41;
+    fs.writeFileSync(file, buf);
+    await expect(open()).rejects.toThrow(/corrupt/);
+  });
+
+  test('compaction keeps every document and drops old files', async () => {
+    const b = await EmbeddedBackend.open({ dataDir: dir, compactBytes: 2000 });
+    const c = b.collection<Item>('items');
+    for (let i = 0; i < 100; i++) await c.insertOne({ _id: `i${i}`, n: i });
+    await b.flush();
+    await b.compact();
+    await c.insertOne({ _id: 'after', n: -1 });
+    await b.close();
+    expect(fs.readdirSync(dir).filter((f) => f.startsWith('snapshot-')).length).toBe(1);
+    const b2 = await open();
+    expect(await b2.collection<Item>('items').countDocuments({})).toBe(101);
+    await b2.close();
+  });
+
+  test('stored documents are frozen so callers cannot corrupt them', async () => {
+    const b = await open();
+    const c = b.collection<Item>('items');
+    await c.insertOne({ _id: 'a', n: 1 });
+    const d = await c.findOne({ _id: 'a' });
+    expect(() => {
+      (d as Item).n = 5;
+    }).toThrow(TypeError);
+    await b.close();
+  });
+
+  test('a second process cannot open the same data directory', async () => {
+    const b = await open();
+    fs.writeFileSync(path.join(dir, 'LOCK'), String(process.ppid));
+    await expect(open()).rejects.toThrow(/in use/);
+    await b.close();
+  });
+});
