@@ -45,6 +45,9 @@ class CollectionData {
         throw new Error(`index ${spec.name} exists with different options`);
       return;
     }
+    // Wildcard indexes (MongoDB's `idx.$**`) only speed up a real server; the embedded engine
+    // plans by single-field indexes and scans otherwise.
+    if (Object.keys(spec.key).some((k) => k.includes('$**'))) return;
     const idx = new SecondaryIndex(spec);
     for (const [id, d] of this.docs) {
       const keys = idx.keys(d);
