@@ -1,0 +1,274 @@
+import type { Resource, SearchParameter } from 'fhir/r4';
+import fhirpath from 'fhirpath';
+import r4 from 'fhirpath/fhir-context/r4';
+import type { DefinitionsRegistry } from '../fhir/definitions';
+import type { ParamType } from './request';
+import { isRecord, type ValueNode } from './types/common';
+import { combine, compositeComponents, type CompositeComponent } from './types/composite';
+import { indexDate } from './types/date';
+import { indexNumber } from './types/number';
+import { indexQuantity } from './types/quantity';
+import { indexReference } from './types/reference';
+import { indexString } from './types/string';
+import { indexToken } from './types/token';
+import { indexUri } from './types/uri';
+import { textWords } from './text';
+
+type Evaluator = (resource: unknown) => unknown[];
+
+/** One `|`-separated part of a parameter's expression that applies to the resource type. */
+interface ExpressionPart {
+  evaluate: Evaluator;
+  /** From a trailing `.where(resolve() is Type)`: keep only references to this type. */
+  targetType: string | undefined;
+}
+
+interface ParamPlan {
+  code: string;
+  type: ParamType;
+  parts: ExpressionPart[];
+  components: CompositeComponent[] | undefined;
+}
+
+export interface IndexExtractorOptions {
+  /** Index `_text` (narrative words) and `_content` (words of every string). Default true. */
+  fullText?: boolean;
+  /** Told about a parameter whose extraction failed (the parameter is then left out of idx). */
+  onError?: (resourceType: string, code: string, error: unknown) => void;
+}
+
+const OPTIONS = { resolveInternalTypes: false } as const;
+
+/** Splits a FHIRPath expression at its top-level `|` unions (not inside parentheses or strings). */
+export function splitUnion(expression: string): string[] {
+  const parts: string[] = [];
+  let depth = 0;
+  let quote = false;
+  let start = 0;
+  for (let i = 0; i < expression.length; i++) {
+    const ch = expression[i];
+    if (quote) {
+      if (ch === '\\') i++;
+      else if (ch === "'") quote = false;
+    } else if (ch === "'") quote = true;
+    else if (ch === '(') depth++;
+    else if (ch === ')') depth--;
+    else if (ch === '|' && depth === 0) {
+      parts.push(expression.slice(start, i).trim());
+      start = i + 1;
+    }
+  }
+  parts.push(expression.slice(start).trim());
+  return parts.filter((p) => p.length > 0);
+}
+
+const RESOLVE_IS = /\.where\(\s*resolve\(\)\s+is\s+([A-Za-z]+)\s*\)(\s*\)?)\s*$/;
+const LEADING_TYPE = /^(\(*\s*)([A-Z][A-Za-z]*)\b/;
+
+/**
+ * Extracts the search index of a resource at write time (ARCHITECTURE.md, Search 1): evaluates every
+ * search parameter of its type with fhirpath (expressions compiled once per type and parameter) and
+ * normalises the values by parameter type into `idx[code]` (see the type modules for the encodings).
+ * A parameter without values has no key, so `:missing` is `$exists`.
+ */
+export class IndexExtractor {
+  private readonly plans = new Map<string, ParamPlan[]>();
+  private readonly relative = new Map<string, Evaluator>();
+  private readonly isResourceType: (t: string) => boolean;
+
+  constructor(
+    private readonly registry: DefinitionsRegistry,
+    private readonly options: IndexExtractorOptions = {},
+  ) {
+    this.isResourceType = (t) => registry.isResourceType(t);
+  }
+
+  extract(resource: Resource): Record<string, unknown> {
+    const idx: Record<string, unknown> = {};
+    const type = resource.resourceType;
+    for (const plan of this.planFor(type)) {
+      try {
+        const values = this.values(plan, resource);
+        if (values.length > 0) idx[plan.code] = values;
+      } catch (e) {
+        this.options.onError?.(type, plan.code, e);
+      }
+    }
+    if (this.options.fullText !== false) {
+      try {
+        const text: unknown = (resource as { text?: unknown }).text;
+        const narrative = isRecord(text) ? textWords(text.div, true) : [];
+        if (narrative.length > 0) idx._text = narrative;
+        const content = textWords(resource, false);
+        if (content.length > 0) idx._content = content;
+      } catch (e) {
+        this.options.onError?.(type, '_content', e);
+      }
+    }
+    return idx;
+  }
+
+  private values(plan: ParamPlan, resource: Resource): unknown[] {
+    if (plan.type === 'composite') return this.compositeValues(plan, resource);
+    const out: unknown[] = [];
+    for (const part of plan.parts)
+      out.push(...this.encode(plan.type, toNodes(part.evaluate(resource)), part.targetType));
+    return plan.parts.length > 1 ? dedupe(out) : out;
+  }
+
+  private encode(type: ParamType, nodes: ValueNode[], targetType?: string): unknown[] {
+    if (nodes.length === 0) return [];
+    switch (type) {
+      case 'string':
+        return indexString(nodes);
+      case 'token':
+        return indexToken(nodes);
+      case 'reference':
+        return indexReference(nodes, this.isResourceType, targetType);
+      case 'date':
+        return indexDate(nodes);
+      case 'number':
+        return indexNumber(nodes);
+      case 'quantity':
+        return indexQuantity(nodes);
+      case 'uri':
+        return indexUri(nodes);
+      default:
+        return [];
+    }
+  }
+
+  private compositeValues(plan: ParamPlan, resource: Resource): unknown[] {
+    const components = plan.components ?? [];
+    const out: unknown[] = [];
+    for (const part of plan.parts) {
+      for (const raw of part.evaluate(resource)) {
+        const base = nodePath(raw);
+        const data = nodeData(raw);
+        if (!base || data === undefined) continue;
+        const perComponent = components.map((c) =>
+          this.encode(c.type, toNodes(this.relativeEvaluator(base, c.expression)(data))),
+        );
+        out.push(...combine(perComponent));
+      }
+    }
+    return dedupe(out);
+  }
+
+  private relativeEvaluator(base: string, expression: string): Evaluator {
+    const key = `${base}\u0000${expression}`;
+    let fn = this.relative.get(key);
+    if (!fn) {
+      fn = fhirpath.compile({ base, expression }, r4, OPTIONS) as Evaluator;
+      this.relative.set(key, fn);
+    }
+    return fn;
+  }
+
+  /** The compiled parameters of a type, built on first use. */
+  private planFor(type: string): ParamPlan[] {
+    let plans = this.plans.get(type);
+    if (plans) return plans;
+    plans = [];
+    for (const param of this.registry.searchParametersFor(type).values()) {
+      const plan = this.compilePlan(type, param);
+      if (plan) plans.push(plan);
+    }
+    this.plans.set(type, plans);
+    return plans;
+  }
+
+  private compilePlan(type: string, param: SearchParameter): ParamPlan | undefined {
+    // _id is the document's own _id (compile.ts queries it there).
+    if (!param.expression || param.type === 'special' || param.code === '_id') return undefined;
+    const parts: ExpressionPart[] = [];
+    for (let p of splitUnion(param.expression)) {
+      const lead = LEADING_TYPE.exec(p);
+      if (lead?.[2]) {
+        const t = lead[2];
+        if (t === 'Resource' || t === 'DomainResource') {
+          p = p.replace(LEADING_TYPE, `$1${type}`);
+        } else if (t !== type && this.registry.isResourceType(t)) {
+          continue;
+        }
+      }
+      let targetType: string | undefined;
+      const resolve = RESOLVE_IS.exec(p);
+      if (resolve) {
+        targetType = resolve[1];
+        p = p.replace(RESOLVE_IS, '$2');
+      }
+      p = asToOfType(p);
+      try {
+        parts.push({ evaluate: fhirpath.compile(p, r4, OPTIONS) as Evaluator, targetType });
+      } catch (e) {
+        this.options.onError?.(type, param.code, e);
+      }
+    }
+    if (parts.length === 0) return undefined;
+    return {
+      code: param.code,
+      type: param.type as ParamType,
+      parts,
+      components: param.type === 'composite' ? compositeComponents(param, this.registry) : undefined,
+    };
+  }
+}
+
+const AS_OPERATOR = /^\(\s*(.+?)\s+as\s+([A-Za-z]+)\s*\)$|^(.+?)\s+as\s+([A-Za-z]+)$/;
+const AS_FUNCTION = /\.as\(\s*([A-Za-z]+)\s*\)/g;
+
+/**
+ * `x as T` and `x.as(T)` -> `x.ofType(T)`. R4 expressions such as `Observation.component.value as
+ * CodeableConcept` apply `as` to collections, which FHIRPath (and fhirpath.js) reject when there is
+ * more than one item; `ofType` is what they mean.
+ */
+export function asToOfType(part: string): string {
+  const m = AS_OPERATOR.exec(part.trim());
+  let p = part;
+  if (m) {
+    const path = m[1] ?? m[3] ?? '';
+    const type = m[2] ?? m[4] ?? '';
+    if (!/[()|]/.test(path) || /^[\w.]+(\.where\([^()]*\))?$/.test(path)) p = `${path}.ofType(${type})`;
+  }
+  return p.replace(AS_FUNCTION, '.ofType($1)');
+}
+
+/** fhirpath's ResourceNode, narrowed from the untyped results. */
+function nodeData(raw: unknown): unknown {
+  return isRecord(raw) && 'data' in raw && 'path' in raw ? raw.data : raw;
+}
+
+function nodePath(raw: unknown): string | undefined {
+  return isRecord(raw) && typeof raw.path === 'string' ? raw.path : undefined;
+}
+
+function toNodes(results: unknown[]): ValueNode[] {
+  const out: ValueNode[] = [];
+  for (const raw of results) {
+    if (isRecord(raw) && 'data' in raw && 'path' in raw) {
+      if (raw.data === undefined || raw.data === null) continue;
+      const t =
+        typeof raw.fhirNodeDataType === 'string'
+          ? raw.fhirNodeDataType
+          : typeof raw.path === 'string'
+            ? raw.path
+            : '';
+      out.push({ type: t, data: raw.data });
+    } else if (raw !== undefined && raw !== null) {
+      out.push({ type: typeof raw, data: raw });
+    }
+  }
+  return out;
+}
+
+function dedupe(values: unknown[]): unknown[] {
+  if (values.length < 2) return values;
+  const seen = new Set<string>();
+  return values.filter((v) => {
+    const k = typeof v === 'string' ? v : JSON.stringify(v);
+    if (seen.has(k)) return false;
+    seen.add(k);
+    return true;
+  });
+}

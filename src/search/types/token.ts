@@ -1,0 +1,259 @@
+import type { CodeSystemConcept, ValueSet } from 'fhir/r4';
+import { badRequest, notSupported } from '../../fhir/errors';
+import type { Filter } from '../../store/backend';
+import type { SearchValue } from '../request';
+import {
+  escapeRegex,
+  field,
+  isRecord,
+  missingFilter,
+  normalizeText,
+  orOf,
+  str,
+  type ValueNode,
+} from './common';
+
+/**
+ * Token parameters (R4 search.html#token).
+ * Index: `idx[code] = [{s?, c?, t?, ty?}]`: one entry per Coding (a CodeableConcept gives one per coding,
+ * plus `{t}` for its text), per Identifier (`s` system, `c` value, `ty` its type codings as
+ * `system|code` for :of-type), per ContactPoint (`c` value), per code/string/id/uri/boolean primitive
+ * (`c`). `t` is the display or text, lower case, accents folded, for :text.
+ */
+export interface TokenEntry {
+  s?: string;
+  c?: string;
+  t?: string;
+  ty?: string[];
+}
+
+export const TOKEN_MODIFIERS: ReadonlySet<string> = new Set([
+  'not',
+  'text',
+  'of-type',
+  'in',
+  'not-in',
+  'missing',
+]);
+
+function coding(d: Record<string, unknown>): TokenEntry | undefined {
+  const e: TokenEntry = {};
+  const s = str(d.system);
+  const c = str(d.code);
+  const t = str(d.display);
+  if (s) e.s = s;
+  if (c) e.c = c;
+  if (t) e.t = normalizeText(t);
+  return s || c || t ? e : undefined;
+}
+
+function entriesOf(node: ValueNode): TokenEntry[] {
+  const d = node.data;
+  if (typeof d === 'string') return d.length > 0 ? [{ c: d }] : [];
+  if (typeof d === 'boolean' || typeof d === 'number') return [{ c: String(d) }];
+  if (!isRecord(d)) return [];
+  switch (node.type) {
+    case 'CodeableConcept': {
+      const out: TokenEntry[] = [];
+      if (Array.isArray(d.coding)) {
+        for (const cd of d.coding) {
+          const e = isRecord(cd) ? coding(cd) : undefined;
+          if (e) out.push(e);
+        }
+      }
+      const text = str(d.text);
+      if (text) {
+        const t = normalizeText(text);
+        if (!out.some((e) => e.t === t)) out.push({ t });
+      }
+      return out;
+    }
+    case 'Identifier': {
+      const e: TokenEntry = {};
+      const s = str(d.system);
+      const c = str(d.value);
+      if (s) e.s = s;
+      if (c) e.c = c;
+      if (isRecord(d.type)) {
+        const ty: string[] = [];
+        if (Array.isArray(d.type.coding)) {
+          for (const cd of d.type.coding) {
+            if (isRecord(cd) && str(cd.code)) ty.push(`${str(cd.system) ?? ''}|${str(cd.code) ?? ''}`);
+          }
+        }
+        if (ty.length > 0) e.ty = ty;
+        const text = str(d.type.text);
+        if (text) e.t = normalizeText(text);
+      }
+      return s || c ? [e] : [];
+    }
+    case 'ContactPoint': {
+      const c = str(d.value);
+      return c ? [{ c }] : [];
+    }
+    default: {
+      // Coding, and anything shaped like one.
+      const e = coding(d);
+      return e ? [e] : [];
+    }
+  }
+}
+
+export function indexToken(nodes: ValueNode[]): TokenEntry[] {
+  const seen = new Set<string>();
+  const out: TokenEntry[] = [];
+  for (const node of nodes) {
+    for (const e of entriesOf(node)) {
+      const key = JSON.stringify(e);
+      if (seen.has(key)) continue;
+      seen.add(key);
+      out.push(e);
+    }
+  }
+  return out;
+}
+
+/** What token filters need from the definitions: ValueSets and CodeSystems for :in and :not-in. */
+export interface TerminologySource {
+  valueSet(url: string): ValueSet | undefined;
+  codeSystem(url: string): { concept?: CodeSystemConcept[] } | undefined;
+}
+
+/** `code`, `system|code`, `|code`, `system|` against one entry. */
+function tokenMatch(code: string, v: SearchValue): Filter {
+  if (v.parts.length === 1) return { [field(code, 'c')]: v.value };
+  if (v.parts.length !== 2) throw badRequest(`Invalid token '${v.value}' for parameter '${code}'`);
+  const [system = '', value = ''] = v.parts;
+  if (system === '' && value === '') throw badRequest(`Invalid token '|' for parameter '${code}'`);
+  if (system === '') return { [field(code)]: { $elemMatch: { s: { $exists: false }, c: value } } };
+  if (value === '') return { [field(code, 's')]: system };
+  return { [field(code)]: { $elemMatch: { s: system, c: value } } };
+}
+
+function flattenConcepts(concepts: CodeSystemConcept[] | undefined, out: string[]): void {
+  for (const c of concepts ?? []) {
+    out.push(c.code);
+    flattenConcepts(c.concept, out);
+  }
+}
+
+/**
+ * The (system, codes) of a ValueSet, for :in. Handles expansions, and compose.include by concept list
+ * or by whole (enumerated) CodeSystem; `undefined` codes means any code of the system.
+ * Filters, nested value sets and excludes need a terminology server: 501.
+ */
+export function expandValueSet(
+  url: string,
+  terminology: TerminologySource,
+): Map<string, Set<string> | undefined> {
+  const vs = terminology.valueSet(url);
+  if (!vs) throw badRequest(`Unknown ValueSet '${url}'`);
+  const out = new Map<string, Set<string> | undefined>();
+  const add = (system: string, codes: string[] | undefined): void => {
+    if (codes === undefined) {
+      out.set(system, undefined);
+      return;
+    }
+    if (out.has(system) && out.get(system) === undefined) return;
+    const set = out.get(system) ?? new Set<string>();
+    for (const c of codes) set.add(c);
+    out.set(system, set);
+  };
+  if (vs.expansion?.contains) {
+    const walk = (cs: NonNullable<ValueSet['expansion']>['contains']): void => {
+      for (const c of cs ?? []) {
+        if (c.system && c.code) add(c.system, [c.code]);
+        walk(c.contains);
+      }
+    };
+    walk(vs.expansion.contains);
+    return out;
+  }
+  if (vs.compose?.exclude && vs.compose.exclude.length > 0) {
+    throw notSupported(`ValueSet '${url}' has excludes; :in needs a terminology server for it`);
+  }
+  for (const inc of vs.compose?.include ?? []) {
+    if (inc.filter && inc.filter.length > 0)
+      throw notSupported(`ValueSet '${url}' uses filters; :in cannot expand it`);
+    if (inc.valueSet && inc.valueSet.length > 0) {
+      for (const nested of inc.valueSet) {
+        for (const [s, codes] of expandValueSet(nested, terminology)) add(s, codes ? [...codes] : undefined);
+      }
+    }
+    if (!inc.system) continue;
+    if (inc.concept && inc.concept.length > 0) {
+      add(
+        inc.system,
+        inc.concept.map((c) => c.code),
+      );
+    } else {
+      const cs = terminology.codeSystem(inc.system);
+      const codes: string[] = [];
+      flattenConcepts(cs?.concept, codes);
+      add(inc.system, codes.length > 0 ? codes : undefined);
+    }
+  }
+  return out;
+}
+
+function inValueSet(code: string, url: string, terminology: TerminologySource | undefined): Filter {
+  if (!terminology) throw notSupported(':in needs ValueSet definitions');
+  const expansion = expandValueSet(url, terminology);
+  const alternatives: Filter[] = [];
+  for (const [system, codes] of expansion) {
+    alternatives.push(
+      codes === undefined
+        ? { [field(code, 's')]: system }
+        : { [field(code)]: { $elemMatch: { s: system, c: { $in: [...codes] } } } },
+    );
+    // Plain `code` elements carry no system in the index: their code is checked alone.
+    if (codes !== undefined) {
+      alternatives.push({ [field(code)]: { $elemMatch: { s: { $exists: false }, c: { $in: [...codes] } } } });
+    }
+  }
+  if (alternatives.length === 0) return { _id: { $in: [] } };
+  return orOf(alternatives);
+}
+
+export function tokenFilter(
+  code: string,
+  modifier: string | undefined,
+  values: SearchValue[],
+  terminology?: TerminologySource,
+): Filter {
+  switch (modifier) {
+    case undefined:
+      return orOf(values.map((v) => tokenMatch(code, v)));
+    case 'not':
+      // Resources with no matching token, including those with no value at all.
+      return { $nor: values.map((v) => tokenMatch(code, v)) };
+    case 'text':
+      return orOf(
+        values.map((v) => ({
+          [field(code, 't')]: { $regex: `(^|\\s)${escapeRegex(normalizeText(v.value))}` },
+        })),
+      );
+    case 'of-type':
+      return orOf(
+        values.map((v) => {
+          const [system, typeCode, value] = v.parts;
+          if (v.parts.length !== 3 || !typeCode || !value) {
+            throw badRequest(`:of-type takes system|code|value, not '${v.value}'`);
+          }
+          return { [field(code)]: { $elemMatch: { ty: `${system ?? ''}|${typeCode}`, c: value } } };
+        }),
+      );
+    case 'in':
+      return orOf(values.map((v) => inValueSet(code, v.value, terminology)));
+    case 'not-in':
+      return { $nor: values.map((v) => inValueSet(code, v.value, terminology)) };
+    case 'missing':
+      return orOf(values.map((v) => missingFilter(code, v.value)));
+    default:
+      throw badRequest(`Unknown modifier ':${modifier}' for token parameter '${code}'`);
+  }
+}
+
+export function tokenSortField(code: string): string {
+  return field(code, 'c');
+}
