@@ -1,0 +1,9 @@
+import type { Scenario } from '../lib/scenario';
+import { crud } from './crud';
+
+/** Every scenario `npm run bench -- <name>` can run; the first one is the default. */
+export const scenarios: readonly Scenario[] = [crud];
+
+export function findScenario(name: string): Scenario | undefined {
+  return scenarios.find((scenario) => scenario.name === name);
+}
