@@ -3,15 +3,15 @@ import fhirpath from 'fhirpath';
 import r4 from 'fhirpath/fhir-context/r4';
 import type { DefinitionsRegistry } from '../fhir/definitions';
 import type { ParamType } from './request';
-import { isRecord, type ValueNode } from './types/common';
+import { isRecord, SORT_KEY, type SortKeys, type ValueNode } from './types/common';
 import { combine, compositeComponents, type CompositeComponent } from './types/composite';
-import { indexDate } from './types/date';
-import { indexNumber } from './types/number';
-import { indexQuantity } from './types/quantity';
-import { indexReference } from './types/reference';
-import { indexString } from './types/string';
-import { indexToken } from './types/token';
-import { indexUri } from './types/uri';
+import { indexDate, dateSortKeys, type DateRange } from './types/date';
+import { indexNumber, numberSortKeys, type NumberEntry } from './types/number';
+import { indexQuantity, quantitySortKeys, type QuantityEntry } from './types/quantity';
+import { indexReference, referenceSortKeys, type ReferenceEntry } from './types/reference';
+import { indexString, stringSortKeys, type StringEntry } from './types/string';
+import { indexToken, tokenSortKeys, type TokenEntry } from './types/token';
+import { indexUri, uriSortKeys } from './types/uri';
 import { textWords } from './text';
 
 type Evaluator = (resource: unknown) => unknown[];
@@ -86,14 +86,20 @@ export class IndexExtractor {
   extract(resource: Resource): Record<string, unknown> {
     const idx: Record<string, unknown> = {};
     const type = resource.resourceType;
+    const sorts: Record<string, SortKeys> = {};
     for (const plan of this.planFor(type)) {
       try {
         const values = this.values(plan, resource);
-        if (values.length > 0) idx[plan.code] = values;
+        if (values.length > 0) {
+          idx[plan.code] = values;
+          const keys = sortKeys(plan.type, values);
+          if (keys) sorts[plan.code] = keys;
+        }
       } catch (e) {
         this.options.onError?.(type, plan.code, e);
       }
     }
+    if (Object.keys(sorts).length > 0) idx[SORT_KEY] = sorts;
     if (this.options.fullText !== false) {
       try {
         const text: unknown = (resource as { text?: unknown }).text;
@@ -260,6 +266,28 @@ function toNodes(results: unknown[]): ValueNode[] {
     }
   }
   return out;
+}
+
+/** The scalar sort keys of a parameter's entries (values were built by the type's own module). */
+function sortKeys(type: ParamType, values: unknown[]): SortKeys | undefined {
+  switch (type) {
+    case 'string':
+      return stringSortKeys(values as StringEntry[]);
+    case 'token':
+      return tokenSortKeys(values as TokenEntry[]);
+    case 'reference':
+      return referenceSortKeys(values as ReferenceEntry[]);
+    case 'date':
+      return dateSortKeys(values as DateRange[]);
+    case 'number':
+      return numberSortKeys(values as NumberEntry[]);
+    case 'quantity':
+      return quantitySortKeys(values as QuantityEntry[]);
+    case 'uri':
+      return uriSortKeys(values as string[]);
+    default:
+      return undefined;
+  }
 }
 
 function dedupe(values: unknown[]): unknown[] {

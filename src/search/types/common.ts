@@ -65,6 +65,35 @@ export function missingFilter(code: string, value: string): Filter {
   return { [field(code)]: { $exists: value === 'false' } };
 }
 
+/**
+ * Sort keys of a parameter, kept as scalars in `idx._sort[code] = {a, d}` (`a`: the least value, for
+ * ascending sorts; `d`: the greatest, for descending), because MongoDB and mingo order documents by
+ * array fields differently; scalars sort the same everywhere.
+ */
+export interface SortKeys {
+  a: string | number;
+  d: string | number;
+}
+
+export const SORT_KEY = '_sort';
+
+export function sortField(code: string, descending: boolean): string {
+  return `idx.${SORT_KEY}.${code}.${descending ? 'd' : 'a'}`;
+}
+
+/** The least of `asc` and the greatest of `desc` (both non-empty lists of one kind). */
+export function sortKeysOf(
+  asc: Array<string | number>,
+  desc: Array<string | number> = asc,
+): SortKeys | undefined {
+  if (asc.length === 0 || desc.length === 0) return undefined;
+  let a = asc[0] as string | number;
+  let d = desc[0] as string | number;
+  for (const v of asc) if (v < a) a = v;
+  for (const v of desc) if (v > d) d = v;
+  return { a, d };
+}
+
 /** Rounds away binary floating point noise (e.g. 999999999999.9999 -> 1e12). */
 export function roundSignificant(n: number, digits = 12): number {
   if (n === 0 || !Number.isFinite(n)) return n;

@@ -2,6 +2,7 @@ import { badRequest } from '../../fhir/errors';
 import type { Filter } from '../../store/backend';
 import type { SearchValue } from '../request';
 import { field, isRecord, MAX_VALUE, MIN_VALUE, missingFilter, orOf, str, type ValueNode } from './common';
+import { sortKeysOf, type SortKeys } from './common';
 
 /**
  * Date parameters (R4 search.html#date).
@@ -153,6 +154,9 @@ export function dateFilter(
 }
 
 /** Ascending sorts by the earliest start, descending by the latest end. */
-export function dateSortField(code: string, descending: boolean): string {
-  return field(code, descending ? 'hi' : 'lo');
+export function dateSortKeys(entries: DateRange[]): SortKeys | undefined {
+  return sortKeysOf(
+    entries.map((e) => e.lo),
+    entries.map((e) => e.hi),
+  );
 }

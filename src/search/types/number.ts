@@ -15,6 +15,7 @@ import {
   type DecimalRange,
   type ValueNode,
 } from './common';
+import { sortKeysOf, type SortKeys } from './common';
 
 /**
  * Number parameters (R4 search.html#number).
@@ -108,6 +109,9 @@ export function numberFilter(code: string, modifier: string | undefined, values:
   );
 }
 
-export function numberSortField(code: string, descending: boolean): string {
-  return field(code, descending ? 'hi' : 'lo');
+export function numberSortKeys(entries: NumberEntry[]): SortKeys | undefined {
+  return sortKeysOf(
+    entries.map((e) => e.v ?? e.lo),
+    entries.map((e) => e.v ?? e.hi),
+  );
 }

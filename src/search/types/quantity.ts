@@ -15,6 +15,7 @@ import {
   type DecimalRange,
   type ValueNode,
 } from './common';
+import { sortKeysOf, type SortKeys } from './common';
 import { numberEntryCondition, parseNumberValue, valueCondition } from './number';
 import { canonicalUnit, UCUM_SYSTEM } from './ucum';
 
@@ -129,6 +130,12 @@ export function quantityFilter(code: string, modifier: string | undefined, value
   );
 }
 
-export function quantitySortField(code: string, descending: boolean): string {
-  return field(code, descending ? 'hi' : 'lo');
+/** By canonical value when every entry has one (so 1 kg sorts after 900 g), else by value. */
+export function quantitySortKeys(entries: QuantityEntry[]): SortKeys | undefined {
+  const canonical = entries.every((e) => e.cv !== undefined);
+  const key = (e: QuantityEntry, end: number): number => (canonical ? (e.cv ?? end) : (e.v ?? end));
+  return sortKeysOf(
+    entries.map((e) => key(e, e.lo)),
+    entries.map((e) => key(e, e.hi)),
+  );
 }

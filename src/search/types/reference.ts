@@ -2,6 +2,7 @@ import { badRequest } from '../../fhir/errors';
 import type { Filter } from '../../store/backend';
 import type { SearchValue } from '../request';
 import { field, isRecord, missingFilter, orOf, str, type ValueNode } from './common';
+import { sortKeysOf, type SortKeys } from './common';
 
 /**
  * Reference parameters (R4 search.html#reference).
@@ -149,6 +150,6 @@ export function referenceToAny(code: string, type: string, ids: string[]): Filte
   return { [field(code, 'r')]: { $in: ids.map((id) => `${type}/${id}`) } };
 }
 
-export function referenceSortField(code: string): string {
-  return field(code, 'r');
+export function referenceSortKeys(entries: ReferenceEntry[]): SortKeys | undefined {
+  return sortKeysOf(entries.map((e) => e.r ?? e.u ?? e.idf?.v ?? '').filter((k) => k !== ''));
 }

@@ -11,6 +11,7 @@ import {
   str,
   type ValueNode,
 } from './common';
+import { sortKeysOf, type SortKeys } from './common';
 
 /**
  * String parameters (R4 search.html#string).
@@ -88,7 +89,6 @@ export function stringFilter(code: string, modifier: string | undefined, values:
   return orOf(values.map(one));
 }
 
-/** Sort key: the normalised parts (MongoDB sorts an array field by its least/greatest element). */
-export function stringSortField(code: string): string {
-  return field(code, 'n');
+export function stringSortKeys(entries: StringEntry[]): SortKeys | undefined {
+  return sortKeysOf(entries.map((e) => e.n));
 }

@@ -12,6 +12,7 @@ import {
   str,
   type ValueNode,
 } from './common';
+import { sortKeysOf, type SortKeys } from './common';
 
 /**
  * Token parameters (R4 search.html#token).
@@ -254,6 +255,8 @@ export function tokenFilter(
   }
 }
 
-export function tokenSortField(code: string): string {
-  return field(code, 'c');
+/** Sorts by code (entries without one, e.g. a CodeableConcept's text, by their text). */
+export function tokenSortKeys(entries: TokenEntry[]): SortKeys | undefined {
+  const codes = entries.map((e) => e.c).filter((c): c is string => c !== undefined);
+  return sortKeysOf(codes.length > 0 ? codes : entries.map((e) => e.t ?? ''));
 }

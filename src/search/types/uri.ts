@@ -2,6 +2,7 @@ import { badRequest } from '../../fhir/errors';
 import type { Filter } from '../../store/backend';
 import type { SearchValue } from '../request';
 import { escapeRegex, field, isRecord, missingFilter, orOf, str, type ValueNode } from './common';
+import { sortKeysOf, type SortKeys } from './common';
 
 /**
  * Uri parameters (R4 search.html#uri).
@@ -57,6 +58,6 @@ export function uriFilter(code: string, modifier: string | undefined, values: Se
   return orOf(values.map(one));
 }
 
-export function uriSortField(code: string): string {
-  return field(code);
+export function uriSortKeys(entries: string[]): SortKeys | undefined {
+  return sortKeysOf(entries);
 }
