@@ -112,6 +112,29 @@ export class DefinitionsRegistry {
     return this.codeSystems.get(url.split('|')[0] ?? url);
   }
 
+  private readonly topLevelCache = new Map<string, TopLevelElement[]>();
+
+  /** The resource type's top-level elements with their summary flag and minimum cardinality. */
+  topLevelElements(type: string): readonly TopLevelElement[] {
+    let out = this.topLevelCache.get(type);
+    if (out) return out;
+    out = [];
+    const sd = this.structureDefinitions.get(`http://hl7.org/fhir/StructureDefinition/${type}`);
+    for (const el of sd?.snapshot?.element ?? []) {
+      const parts = el.path.split('.');
+      if (parts.length !== 2) continue;
+      const name = parts[1] as string;
+      out.push({
+        name: name.replace('[x]', ''),
+        choice: name.endsWith('[x]'),
+        summary: el.isSummary === true,
+        min: el.min ?? 0,
+      });
+    }
+    this.topLevelCache.set(type, out);
+    return out;
+  }
+
   /** Counts, for logs and the CapabilityStatement. */
   stats(): { resourceTypes: number; searchParameters: number; profiles: number; valueSets: number } {
     return {
@@ -137,7 +160,7 @@ function* entriesOf(json: unknown): Generator<FhirResource> {
   if (json && typeof json === 'object' && 'resourceType' in json) {
     const r = json as FhirResource;
     if (r.resourceType === 'Bundle') {
-      for (const e of (r as Bundle).entry ?? []) if (e.resource) yield e.resource;
+      for (const e of (r as Bundle).entry ?? []) if (e.resource) yield e.resource as FhirResource;
     } else {
       yield r;
     }
@@ -186,6 +209,15 @@ export function loadProfileDir(dir: string): { resources: FhirResource[]; errors
   };
   walk(dir);
   return { resources, errors };
+}
+
+export interface TopLevelElement {
+  /** Element name without [x]. */
+  name: string;
+  /** A choice element: JSON keys are name + a type suffix (valueQuantity). */
+  choice: boolean;
+  summary: boolean;
+  min: number;
 }
 
 let cachedCore: FhirResource[] | undefined;

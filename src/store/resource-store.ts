@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Meta, Resource } from 'fhir/r4';
-import { conflict, preconditionFailed, unavailable } from '../fhir/errors';
+import { conflict, notFound, preconditionFailed, unavailable } from '../fhir/errors';
 import {
   isDuplicateKeyError,
   StorageUnavailableError,
@@ -198,7 +198,9 @@ export class ResourceStore {
     return this.atomically(async (s) => {
       const ids = await findMatches(s);
       if (ids.length > 1)
-        throw preconditionFailed(`If-None-Exist criteria match ${ids.length} resources; expected at most one`);
+        throw preconditionFailed(
+          `If-None-Exist criteria match ${ids.length} resources; expected at most one`,
+        );
       if (ids.length === 1) {
         const existing = await this.read(type, ids[0] as string, s);
         if (existing && !existing.deleted) return { existing };
@@ -208,7 +210,9 @@ export class ResourceStore {
       const old = await this.guards.findOne({ _id: key }, { session: s });
       try {
         if (old) {
-          const r = await this.guards.replaceOne({ _id: key, resourceId: old.resourceId }, guard, { session: s });
+          const r = await this.guards.replaceOne({ _id: key, resourceId: old.resourceId }, guard, {
+            session: s,
+          });
           if (r.matchedCount === 0) throw new VersionMoved();
         } else {
           await this.guards.insertOne(guard, { session: s });
@@ -236,14 +240,36 @@ export class ResourceStore {
     return this.atomically(async (s) => {
       const cur = await this.read(type, id, s);
       if (options.ifMatch !== undefined) {
-        if (!cur || cur.deleted)
-          throw preconditionFailed(`If-Match given but ${type}/${id} does not exist`);
+        if (!cur || cur.deleted) throw preconditionFailed(`If-Match given but ${type}/${id} does not exist`);
         if (cur.versionId !== options.ifMatch)
           throw preconditionFailed(
             `Version conflict: ${type}/${id} is at version ${cur.versionId}, If-Match says ${options.ifMatch}`,
           );
       }
       return this.put(type, id, resource, options.method ?? 'PUT', cur, s);
+    }, session);
+  }
+
+  /**
+   * A read-modify-write (patch): `change` gets the current resource and returns the new one. The
+   * read and the write are one atomic unit; a concurrent writer makes it re-run on fresh data.
+   */
+  async modify(
+    type: string,
+    id: string,
+    change: (current: Resource) => Resource,
+    options: { ifMatch?: number; method?: HistoryMethod } = {},
+    session?: Session,
+  ): Promise<WriteResult> {
+    await this.ensureIndexes(type);
+    return this.atomically(async (s) => {
+      const cur = await this.read(type, id, s);
+      if (!cur || cur.deleted || !cur.resource) throw notFound(`${type}/${id} does not exist`);
+      if (options.ifMatch !== undefined && cur.versionId !== options.ifMatch)
+        throw preconditionFailed(
+          `Version conflict: ${type}/${id} is at version ${cur.versionId}, If-Match says ${options.ifMatch}`,
+        );
+      return this.put(type, id, change(cur.resource), options.method ?? 'PATCH', cur, s);
     }, session);
   }
 
@@ -257,7 +283,9 @@ export class ResourceStore {
     return this.atomically(async (s) => {
       const cur = await this.read(type, id, s);
       if (options.ifMatch !== undefined && (!cur || cur.deleted || cur.versionId !== options.ifMatch)) {
-        throw preconditionFailed(`Version conflict: If-Match does not name the current version of ${type}/${id}`);
+        throw preconditionFailed(
+          `Version conflict: If-Match does not name the current version of ${type}/${id}`,
+        );
       }
       if (!cur || cur.deleted) return {};
       const versionId = cur.versionId + 1;
@@ -265,7 +293,15 @@ export class ResourceStore {
       await this.writeVersion(
         type,
         { _id: id, versionId, lastUpdated, deleted: true, resource: null, idx: {} },
-        { _id: historyId(type, id, versionId), type, id, versionId, lastUpdated, deleted: true, method: 'DELETE' },
+        {
+          _id: historyId(type, id, versionId),
+          type,
+          id,
+          versionId,
+          lastUpdated,
+          deleted: true,
+          method: 'DELETE',
+        },
         cur,
         s,
       );
@@ -289,7 +325,16 @@ export class ResourceStore {
     await this.writeVersion(
       type,
       { _id: id, versionId, lastUpdated, deleted: false, resource: stored, idx },
-      { _id: historyId(type, id, versionId), type, id, versionId, lastUpdated, deleted: false, method, resource: stored },
+      {
+        _id: historyId(type, id, versionId),
+        type,
+        id,
+        versionId,
+        lastUpdated,
+        deleted: false,
+        method,
+        resource: stored,
+      },
       cur,
       session,
     );
@@ -306,7 +351,9 @@ export class ResourceStore {
     try {
       await this.history.insertOne(version, { session });
       if (cur) {
-        const r = await this.current(type).replaceOne({ _id: doc._id, versionId: cur.versionId }, doc, { session });
+        const r = await this.current(type).replaceOne({ _id: doc._id, versionId: cur.versionId }, doc, {
+          session,
+        });
         if (r.matchedCount === 0) {
           if (!session) await this.history.deleteOne({ _id: version._id, lastUpdated: version.lastUpdated });
           throw new VersionMoved();

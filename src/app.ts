@@ -1,0 +1,95 @@
+import express, { type NextFunction, type Request, type Response } from 'express';
+import { methodNotAllowed, notFound } from './fhir/errors';
+import { flatQueryParser } from './http/query';
+import { requestId } from './http/request-id';
+import { errorHandler, responseType } from './http/respond';
+import { metadataHandler, type Features } from './interactions/capabilities';
+import type { AppContext } from './interactions/context';
+import * as crud from './interactions/crud';
+import { history } from './interactions/history';
+import * as search from './interactions/search';
+
+type Handler = (ctx: AppContext, req: Request, res: Response) => Promise<void>;
+
+/**
+ * The Express application. Middleware order is the security story, read top-down:
+ * request id -> access log -> content negotiation -> routes -> 404/405 -> the one error renderer.
+ */
+export function createApp(ctx: AppContext): express.Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  // Flat, string-only query parsing: `name[$ne]=x` stays a string, never an object.
+  app.set('query parser', flatQueryParser);
+
+  app.use(requestId);
+  app.use((req, res, next) => {
+    const started = process.hrtime.bigint();
+    res.on('finish', () => {
+      ctx.log.info(
+        {
+          requestId: res.locals.requestId as string,
+          method: req.method,
+          url: req.originalUrl.length > 2000 ? `${req.originalUrl.slice(0, 2000)}...` : req.originalUrl,
+          status: res.statusCode,
+          ms: Number(process.hrtime.bigint() - started) / 1e6,
+        },
+        'request',
+      );
+    });
+    next();
+  });
+
+  const router = express.Router({ caseSensitive: true, strict: false });
+  const h =
+    (fn: Handler) =>
+    (req: Request, res: Response): Promise<void> =>
+      fn(ctx, req, res);
+  // Negotiate before doing any work: a client that accepts only XML gets 406 up front.
+  router.use((req: Request, _res: Response, next: NextFunction) => {
+    responseType(req);
+    next();
+  });
+
+  router.get('/metadata', metadataHandler(ctx, search.FEATURES));
+  router.get('/_history', h(history));
+  router.get('/', h(search.systemSearch));
+  router.get('/:type/_history', h(history));
+  router.post('/:type/_search', h(search.typeSearchPost));
+  router.get('/:type', h(search.typeSearch));
+  router.post('/:type', h(crud.create));
+  router.put('/:type', h(crud.conditionalUpdate));
+  router.patch('/:type', h(crud.conditionalPatch));
+  router.delete('/:type', h(crud.conditionalDelete));
+  router.get('/:type/:id/_history/:vid', h(crud.vread));
+  router.get('/:type/:id/_history', h(history));
+  router.get('/:type/:id', h(crud.read));
+  router.put('/:type/:id', h(crud.update));
+  router.patch('/:type/:id', h(crud.patch));
+  router.delete('/:type/:id', h(crud.remove));
+  router.get('/Patient/:id/:compartmentType', h(search.compartmentSearch));
+
+  const allow: Array<[RegExp, string]> = [
+    [/^\/metadata$/, 'GET, HEAD'],
+    [/^\/[^/]+\/[^/]+\/_history\/[^/]+$/, 'GET, HEAD'],
+    [/^\/[^/]+\/[^/]+\/_history$/, 'GET, HEAD'],
+    [/^\/[^/]+\/_history$/, 'GET, HEAD'],
+    [/^\/[^/]+\/_search$/, 'POST'],
+    [/^\/[^/]+\/[^/]+$/, 'GET, HEAD, PUT, PATCH, DELETE'],
+    [/^\/[^/]+$/, 'GET, HEAD, POST, PUT, PATCH, DELETE'],
+  ];
+  router.use((req: Request) => {
+    const rule = allow.find(([re]) => re.test(req.path));
+    if (rule) throw methodNotAllowed(`${req.method} is not allowed on ${req.path}`, rule[1]);
+    throw notFound(`No FHIR interaction at ${req.method} ${req.path}`);
+  });
+
+  app.use(ctx.config.mountPath, router);
+  app.use((req: Request) => {
+    throw notFound(`Nothing here; the FHIR API is at ${ctx.config.baseUrl}`);
+  });
+  app.use(errorHandler(ctx.log));
+  return app;
+}
+
+export type { Features };

@@ -1,0 +1,108 @@
+import type { Request, Response } from 'express';
+import type {
+  CapabilityStatement,
+  CapabilityStatementRestResource,
+  CapabilityStatementRestResourceSearchParam,
+} from 'fhir/r4';
+import type { DefinitionsRegistry } from '../fhir/definitions';
+import { sendJson } from '../http/respond';
+import type { AppContext } from './context';
+
+export const SERVER_NAME = 'fhir-r4-server';
+export const SERVER_VERSION = '0.1.0';
+
+/** What the server implements beyond the single-resource interactions; the statement never claims more. */
+export interface Features {
+  /** Search parameter types the search module implements. */
+  searchParamTypes: ReadonlySet<string>;
+  include: boolean;
+  systemSearch: boolean;
+}
+
+function searchParams(
+  registry: DefinitionsRegistry,
+  type: string,
+  features: Features,
+): CapabilityStatementRestResourceSearchParam[] {
+  const out: CapabilityStatementRestResourceSearchParam[] = [];
+  for (const p of registry.searchParametersFor(type).values()) {
+    if (!features.searchParamTypes.has(p.type)) continue;
+    const sp: CapabilityStatementRestResourceSearchParam = { name: p.code, type: p.type };
+    if (p.url) sp.definition = p.url;
+    if (p.description) sp.documentation = p.description.split('\n')[0];
+    out.push(sp);
+  }
+  return out.sort((a, b) => (a.name < b.name ? -1 : 1));
+}
+
+/** The CapabilityStatement (capabilitystatement.html), generated from what is loaded and implemented. */
+export function capabilityStatement(
+  ctx: AppContext,
+  features: Features,
+  startedAt: string,
+): CapabilityStatement {
+  const resources: CapabilityStatementRestResource[] = ctx.registry.resourceTypes.map((type) => {
+    const r: CapabilityStatementRestResource = {
+      type: type as CapabilityStatementRestResource['type'],
+      profile: `http://hl7.org/fhir/StructureDefinition/${type}`,
+      interaction: [
+        { code: 'read' },
+        { code: 'vread' },
+        { code: 'update' },
+        { code: 'patch' },
+        { code: 'delete' },
+        { code: 'history-instance' },
+        { code: 'history-type' },
+        { code: 'create' },
+        { code: 'search-type' },
+      ],
+      versioning: 'versioned-update',
+      readHistory: true,
+      updateCreate: true,
+      conditionalCreate: true,
+      conditionalRead: 'full-support',
+      conditionalUpdate: true,
+      conditionalDelete: 'single',
+      searchParam: searchParams(ctx.registry, type, features),
+    };
+    if (features.include) {
+      const refs = [...ctx.registry.searchParametersFor(type).values()].filter((p) => p.type === 'reference');
+      r.searchInclude = ['*', ...refs.map((p) => `${type}:${p.code}`)];
+    }
+    return r;
+  });
+  const systemInteractions: Array<{ code: 'history-system' | 'search-system' }> = [
+    { code: 'history-system' },
+  ];
+  if (features.systemSearch) systemInteractions.push({ code: 'search-system' });
+  return {
+    resourceType: 'CapabilityStatement',
+    status: 'active',
+    date: startedAt,
+    kind: 'instance',
+    software: { name: SERVER_NAME, version: SERVER_VERSION },
+    implementation: {
+      description: `FHIR R4 server (${ctx.store.backend.kind} store)`,
+      url: ctx.config.baseUrl,
+    },
+    fhirVersion: '4.0.1',
+    format: ['application/fhir+json', 'application/json'],
+    patchFormat: ['application/json-patch+json'],
+    rest: [
+      {
+        mode: 'server',
+        resource: resources,
+        interaction: systemInteractions,
+      },
+    ],
+  };
+}
+
+export function metadataHandler(ctx: AppContext, features: Features) {
+  const startedAt = new Date().toISOString();
+  let cached: CapabilityStatement | undefined;
+  return (req: Request, res: Response): void => {
+    cached ??= capabilityStatement(ctx, features, startedAt);
+    sendJson(req, res, 200, cached);
+  };
+}

@@ -1,0 +1,28 @@
+import type { Logger } from 'pino';
+import type { Config } from '../config';
+import type { DefinitionsRegistry } from '../fhir/definitions';
+import type { Session } from '../store/backend';
+import type { ResourceStore } from '../store/resource-store';
+
+/** Finds resources by search parameters; search/ implements it (interactions/search.ts wires it). */
+export interface Searcher {
+  /**
+   * Logical ids of live resources of `type` matching the parameters, at most `limit` of them.
+   * Used for conditional create/update/delete and conditional references.
+   */
+  matchIds(
+    type: string,
+    params: Array<[string, string]>,
+    limit: number,
+    session?: Session,
+  ): Promise<string[]>;
+}
+
+/** Everything a handler needs, passed in (no singletons). */
+export interface AppContext {
+  config: Config;
+  registry: DefinitionsRegistry;
+  store: ResourceStore;
+  searcher: Searcher;
+  log: Logger;
+}

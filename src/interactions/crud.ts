@@ -1,0 +1,297 @@
+import type { Request, Response } from 'express';
+import type { Resource } from 'fhir/r4';
+import { badRequest, gone, notFound, preconditionFailed, unprocessable } from '../fhir/errors';
+import { applyJsonPatch } from '../fhir/json-patch';
+import { asResource, checkId, checkType, checkVersionId } from '../fhir/resource';
+import { parseSummary, subset } from '../fhir/summary';
+import { readJson } from '../http/body';
+import { etag, parseETag, parseHttpDate, parsePrefer } from '../http/headers';
+import { queryPairs, queryParam } from '../http/query';
+import { outcome, sendJson, sendResource } from '../http/respond';
+import type { CurrentDoc } from '../store/documents';
+import type { WriteResult } from '../store/resource-store';
+import type { AppContext } from './context';
+
+/** Parameters that shape the answer rather than select resources. */
+const RESULT_PARAMS = new Set(['_format', '_pretty', '_summary', '_elements']);
+
+function criteria(req: Request): Array<[string, string]> {
+  return queryPairs(req).filter(([k]) => !RESULT_PARAMS.has(k));
+}
+
+function httpDate(iso: string): string {
+  return new Date(iso).toUTCString();
+}
+
+function setVersionHeaders(res: Response, versionId: number, lastUpdated: string): void {
+  res.set('ETag', etag(versionId));
+  res.set('Last-Modified', httpDate(lastUpdated));
+}
+
+function ifMatch(req: Request): number | undefined {
+  const v = req.get('if-match');
+  return v === undefined ? undefined : parseETag(v, 'If-Match');
+}
+
+/** The body of a write answer, per Prefer: return= (http.html#ops). */
+function sendWriteResult(ctx: AppContext, req: Request, res: Response, type: string, w: WriteResult): void {
+  const status = w.created ? 201 : 200;
+  setVersionHeaders(res, w.versionId, w.lastUpdated);
+  const id = w.resource.id as string;
+  res.set('Location', `${ctx.config.baseUrl}/${type}/${id}/_history/${w.versionId}`);
+  const prefer = parsePrefer(req).return ?? 'representation';
+  if (prefer === 'minimal') {
+    res.status(status).end();
+  } else if (prefer === 'OperationOutcome') {
+    sendJson(
+      req,
+      res,
+      status,
+      outcome(
+        'information',
+        'informational',
+        `${w.created ? 'Created' : 'Updated'} ${type}/${id} version ${w.versionId}`,
+      ),
+    );
+  } else {
+    sendResource(req, res, status, w.resource);
+  }
+}
+
+function sendCurrent(ctx: AppContext, req: Request, res: Response, doc: CurrentDoc, status = 200): void {
+  const resource = doc.resource as Resource;
+  setVersionHeaders(res, doc.versionId, doc.lastUpdated);
+  const summary = parseSummary(queryParam(req, '_summary'));
+  if (summary === 'count') throw badRequest('_summary=count applies to searches, not reads');
+  const elements = queryParam(req, '_elements')?.split(',');
+  sendResource(req, res, status, subset(resource, ctx.registry, summary, elements));
+}
+
+// ---- read / vread ---------------------------------------------------------------------------
+
+export async function read(ctx: AppContext, req: Request, res: Response): Promise<void> {
+  const type = checkType(ctx.registry, req.params.type as string);
+  const id = checkId(req.params.id as string);
+  const doc = await ctx.store.read(type, id);
+  if (!doc) throw notFound(`${type}/${id} does not exist`);
+  if (doc.deleted) {
+    setVersionHeaders(res, doc.versionId, doc.lastUpdated);
+    throw gone(`${type}/${id} was deleted (version ${doc.versionId})`);
+  }
+  const inm = req.get('if-none-match');
+  if (
+    inm !== undefined &&
+    inm.split(',').some((t) => t.trim() === '*' || t.trim().replace(/^W\//, '') === `"${doc.versionId}"`)
+  ) {
+    setVersionHeaders(res, doc.versionId, doc.lastUpdated);
+    res.status(304).end();
+    return;
+  }
+  const ims = parseHttpDate(req.get('if-modified-since'));
+  // HTTP dates have whole seconds: compare at that precision.
+  if (
+    inm === undefined &&
+    ims !== undefined &&
+    Math.floor(Date.parse(doc.lastUpdated) / 1000) * 1000 <= ims
+  ) {
+    setVersionHeaders(res, doc.versionId, doc.lastUpdated);
+    res.status(304).end();
+    return;
+  }
+  sendCurrent(ctx, req, res, doc);
+}
+
+export async function vread(ctx: AppContext, req: Request, res: Response): Promise<void> {
+  const type = checkType(ctx.registry, req.params.type as string);
+  const id = checkId(req.params.id as string);
+  const versionId = checkVersionId(req.params.vid as string);
+  const h = await ctx.store.vread(type, id, versionId);
+  if (!h) throw notFound(`${type}/${id}/_history/${versionId} does not exist`);
+  setVersionHeaders(res, h.versionId, h.lastUpdated);
+  if (h.deleted || !h.resource) throw gone(`${type}/${id} version ${versionId} is a deletion`);
+  const summary = parseSummary(queryParam(req, '_summary'));
+  const elements = queryParam(req, '_elements')?.split(',');
+  sendResource(req, res, 200, subset(h.resource, ctx.registry, summary, elements));
+}
+
+// ---- create ---------------------------------------------------------------------------------
+
+export async function create(ctx: AppContext, req: Request, res: Response): Promise<void> {
+  const type = checkType(ctx.registry, req.params.type as string);
+  const { value } = await readJson(req, ctx.config, ['resource']);
+  const resource = asResource(value, type);
+  // The server assigns the id of a created resource; a client id in the body is ignored (http.html#create).
+  const { id: _ignored, ...body } = resource as Resource & { id?: string };
+  const ine = req.get('if-none-exist');
+  if (ine === undefined) {
+    sendWriteResult(ctx, req, res, type, await ctx.store.create(type, body as Resource));
+    return;
+  }
+  const params = parseCriteria(ine, 'If-None-Exist');
+  const r = await ctx.store.createIfNoneExist(type, body as Resource, canonicalCriteria(params), (s) =>
+    ctx.searcher.matchIds(type, params, 2, s),
+  );
+  if ('existing' in r) {
+    res.set('Location', `${ctx.config.baseUrl}/${type}/${r.existing._id}/_history/${r.existing.versionId}`);
+    sendCurrent(ctx, req, res, r.existing, 200);
+    return;
+  }
+  sendWriteResult(ctx, req, res, type, r);
+}
+
+/** `identifier=a|b&name=x` from a header: plain string pairs, never objects. */
+export function parseCriteria(raw: string, what: string): Array<[string, string]> {
+  const q = raw.trim().replace(/^.*\?/, '');
+  const pairs = [...new URLSearchParams(q)].filter(([k]) => !RESULT_PARAMS.has(k));
+  if (pairs.length === 0)
+    throw badRequest(`${what} must hold search parameters, e.g. identifier=system|value`);
+  return pairs;
+}
+
+/** The same criteria in any order give the same key (the conditional-create guard). */
+export function canonicalCriteria(params: Array<[string, string]>): string {
+  return [...params]
+    .sort((a, b) => (a[0] === b[0] ? (a[1] < b[1] ? -1 : 1) : a[0] < b[0] ? -1 : 1))
+    .map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(v)}`)
+    .join('&');
+}
+
+// ---- update ---------------------------------------------------------------------------------
+
+export async function update(ctx: AppContext, req: Request, res: Response): Promise<void> {
+  const type = checkType(ctx.registry, req.params.type as string);
+  const id = checkId(req.params.id as string);
+  const { value } = await readJson(req, ctx.config, ['resource']);
+  const resource = asResource(value, type);
+  if (resource.id === undefined)
+    throw badRequest('The resource must carry its id on update', 'required', [`${type}.id`]);
+  if (resource.id !== id)
+    throw badRequest(`Resource.id "${resource.id}" does not match the URL's id "${id}"`, 'invalid', [
+      `${type}.id`,
+    ]);
+  const w = await ctx.store.update(type, id, resource, { ifMatch: ifMatch(req) });
+  sendWriteResult(ctx, req, res, type, w);
+}
+
+/** PUT [base]/[type]?criteria (http.html#cond-update). */
+export async function conditionalUpdate(ctx: AppContext, req: Request, res: Response): Promise<void> {
+  const type = checkType(ctx.registry, req.params.type as string);
+  const params = criteria(req);
+  if (params.length === 0) throw badRequest('Conditional update needs search parameters in the URL');
+  const { value } = await readJson(req, ctx.config, ['resource']);
+  const resource = asResource(value, type);
+  const ids = await ctx.searcher.matchIds(type, params, 2);
+  if (ids.length > 1)
+    throw preconditionFailed(`The criteria match ${ids.length} or more resources; expected at most one`);
+  if (ids.length === 1) {
+    const id = ids[0] as string;
+    if (resource.id !== undefined && resource.id !== id)
+      throw badRequest(`Resource.id "${resource.id}" is not the id of the matching resource (${id})`);
+    const w = await ctx.store.update(type, id, { ...resource, id } as Resource, { ifMatch: ifMatch(req) });
+    sendWriteResult(ctx, req, res, type, w);
+    return;
+  }
+  if (resource.id !== undefined) {
+    sendWriteResult(
+      ctx,
+      req,
+      res,
+      type,
+      await ctx.store.update(type, resource.id, resource, { ifMatch: ifMatch(req) }),
+    );
+    return;
+  }
+  // No match and no id: a create, guarded like If-None-Exist so concurrent ones make one resource.
+  const r = await ctx.store.createIfNoneExist(type, resource, canonicalCriteria(params), (s) =>
+    ctx.searcher.matchIds(type, params, 2, s),
+  );
+  if ('existing' in r) {
+    const w = await ctx.store.update(type, r.existing._id, { ...resource, id: r.existing._id } as Resource);
+    sendWriteResult(ctx, req, res, type, w);
+    return;
+  }
+  sendWriteResult(ctx, req, res, type, r);
+}
+
+// ---- patch ----------------------------------------------------------------------------------
+
+async function patchById(
+  ctx: AppContext,
+  req: Request,
+  res: Response,
+  type: string,
+  id: string,
+  patch: unknown,
+): Promise<void> {
+  const w = await ctx.store.modify(
+    type,
+    id,
+    (current) => {
+      const patched = applyJsonPatch(current, patch);
+      const r = asResourceAfterPatch(patched, type, id);
+      return r;
+    },
+    { ifMatch: ifMatch(req), method: 'PATCH' },
+  );
+  sendWriteResult(ctx, req, res, type, w);
+}
+
+function asResourceAfterPatch(patched: unknown, type: string, id: string): Resource {
+  if (patched === null || typeof patched !== 'object' || Array.isArray(patched))
+    throw unprocessable('The patch does not leave a resource');
+  const p = patched as { resourceType?: unknown; id?: unknown };
+  if (p.resourceType !== type)
+    throw unprocessable('The patch must not change resourceType', ['resourceType']);
+  if (p.id !== id) throw unprocessable('The patch must not change the id', [`${type}.id`]);
+  return asResource(patched, type);
+}
+
+export async function patch(ctx: AppContext, req: Request, res: Response): Promise<void> {
+  const type = checkType(ctx.registry, req.params.type as string);
+  const id = checkId(req.params.id as string);
+  const { value } = await readJson(req, ctx.config, ['json-patch']);
+  await patchById(ctx, req, res, type, id, value);
+}
+
+export async function conditionalPatch(ctx: AppContext, req: Request, res: Response): Promise<void> {
+  const type = checkType(ctx.registry, req.params.type as string);
+  const params = criteria(req);
+  if (params.length === 0) throw badRequest('Conditional patch needs search parameters in the URL');
+  const { value } = await readJson(req, ctx.config, ['json-patch']);
+  const ids = await ctx.searcher.matchIds(type, params, 2);
+  if (ids.length === 0) throw notFound('No resource matches the criteria');
+  if (ids.length > 1) throw preconditionFailed('The criteria match more than one resource');
+  await patchById(ctx, req, res, type, ids[0] as string, value);
+}
+
+// ---- delete ---------------------------------------------------------------------------------
+
+export async function remove(ctx: AppContext, req: Request, res: Response): Promise<void> {
+  const type = checkType(ctx.registry, req.params.type as string);
+  const id = checkId(req.params.id as string);
+  const r = await ctx.store.delete(type, id, { ifMatch: ifMatch(req) });
+  if (r.versionId !== undefined) res.set('ETag', etag(r.versionId));
+  res.status(204).end();
+}
+
+/** DELETE [base]/[type]?criteria, single-match semantics (CapabilityStatement: conditionalDelete single). */
+export async function conditionalDelete(ctx: AppContext, req: Request, res: Response): Promise<void> {
+  const type = checkType(ctx.registry, req.params.type as string);
+  const params = criteria(req);
+  if (params.length === 0) throw badRequest('Conditional delete needs search parameters in the URL');
+  const ids = await ctx.searcher.matchIds(type, params, 2);
+  if (ids.length > 1)
+    throw preconditionFailed('The criteria match more than one resource; this server deletes one at a time');
+  if (ids.length === 0) {
+    sendJson(
+      req,
+      res,
+      200,
+      outcome('information', 'not-found', 'No resource matched the criteria; nothing was deleted'),
+    );
+    return;
+  }
+  const r = await ctx.store.delete(type, ids[0] as string, { ifMatch: ifMatch(req) });
+  if (r.versionId !== undefined) res.set('ETag', etag(r.versionId));
+  res.status(204).end();
+}

@@ -1,0 +1,97 @@
+import type { Request, Response } from 'express';
+import type { Bundle, BundleEntry, BundleLink } from 'fhir/r4';
+import { badRequest, notFound } from '../fhir/errors';
+import { checkId, checkType } from '../fhir/resource';
+import { queryPairs } from '../http/query';
+import { sendJson } from '../http/respond';
+import type { HistoryDoc } from '../store/documents';
+import type { AppContext } from './context';
+
+export const DEFAULT_COUNT = 50;
+export const MAX_COUNT = 1000;
+
+/** A FHIR instant or dateTime to the ISO form the store compares (UTC, milliseconds). */
+function toInstant(value: string, name: string): string {
+  if (!/^\d{4}(-\d{2}(-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})?)?)?)?$/.test(value))
+    throw badRequest(`${name} must be a FHIR instant such as 2024-01-31T10:00:00Z, got "${value}"`);
+  const t = Date.parse(value.length === 4 ? `${value}-01-01` : value.length === 7 ? `${value}-01` : value);
+  if (Number.isNaN(t)) throw badRequest(`${name} is not a valid date: "${value}"`);
+  return new Date(t).toISOString();
+}
+
+export function parseCount(raw: string | undefined): number {
+  if (raw === undefined) return DEFAULT_COUNT;
+  if (!/^\d{1,9}$/.test(raw)) throw badRequest(`_count must be a non-negative integer, got "${raw}"`);
+  return Math.min(Number(raw), MAX_COUNT);
+}
+
+export function parseOffset(raw: string | undefined): number {
+  if (raw === undefined) return 0;
+  if (!/^\d{1,9}$/.test(raw)) throw badRequest(`_offset must be a non-negative integer, got "${raw}"`);
+  return Number(raw);
+}
+
+function entryOf(ctx: AppContext, h: HistoryDoc): BundleEntry {
+  const fullUrl = `${ctx.config.baseUrl}/${h.type}/${h.id}`;
+  const e: BundleEntry = {
+    fullUrl,
+    request: { method: h.method, url: h.method === 'POST' ? h.type : `${h.type}/${h.id}` },
+    response: {
+      status: h.method === 'DELETE' ? '204' : h.method === 'POST' || h.versionId === 1 ? '201' : '200',
+      etag: `W/"${h.versionId}"`,
+      lastModified: h.lastUpdated,
+    },
+  };
+  if (h.resource) e.resource = h.resource;
+  return e;
+}
+
+/** GET [base]/_history, [base]/[type]/_history, [base]/[type]/[id]/_history (http.html#history). */
+export async function history(ctx: AppContext, req: Request, res: Response): Promise<void> {
+  const type = req.params.type === undefined ? undefined : checkType(ctx.registry, req.params.type as string);
+  const id = req.params.id === undefined ? undefined : checkId(req.params.id as string);
+  const params = new Map<string, string>();
+  for (const [k, v] of queryPairs(req)) {
+    if (params.has(k) && k !== '_format' && k !== '_pretty') throw badRequest(`${k} may be given only once`);
+    params.set(k, v);
+  }
+  for (const k of params.keys()) {
+    if (!['_count', '_since', '_at', '_offset', '_till', '_format', '_pretty', '_list'].includes(k))
+      throw badRequest(`Unknown history parameter ${k}; supported: _count, _since, _at`);
+    if (k === '_list') throw badRequest('_list is not supported on history');
+  }
+  const count = parseCount(params.get('_count'));
+  const offset = parseOffset(params.get('_offset'));
+  const since = params.has('_since') ? toInstant(params.get('_since') as string, '_since') : undefined;
+  const at = params.has('_at') ? toInstant(params.get('_at') as string, '_at') : undefined;
+  // Paging is pinned to the first page's moment so that new writes do not shift later pages.
+  const till = params.has('_till')
+    ? toInstant(params.get('_till') as string, '_till')
+    : new Date().toISOString();
+  if (id && type) {
+    const cur = await ctx.store.read(type, id);
+    if (!cur) throw notFound(`${type}/${id} has no history: it does not exist`);
+  }
+  const { entries, total } = await ctx.store.historyOf({ type, id, since, at, till, count, offset });
+  const base = `${ctx.config.baseUrl}${type ? `/${type}` : ''}${id ? `/${id}` : ''}/_history`;
+  const link = (o: number): string => {
+    const q = new URLSearchParams();
+    if (params.has('_since')) q.set('_since', params.get('_since') as string);
+    if (params.has('_at')) q.set('_at', params.get('_at') as string);
+    q.set('_till', till);
+    q.set('_count', String(count));
+    q.set('_offset', String(o));
+    return `${base}?${q.toString()}`;
+  };
+  const links: BundleLink[] = [{ relation: 'self', url: link(offset) }];
+  if (count > 0 && offset + count < total) links.push({ relation: 'next', url: link(offset + count) });
+  if (offset > 0) links.push({ relation: 'previous', url: link(Math.max(0, offset - count)) });
+  const bundle: Bundle = {
+    resourceType: 'Bundle',
+    type: 'history',
+    total,
+    link: links,
+    entry: entries.map((h) => entryOf(ctx, h)),
+  };
+  sendJson(req, res, 200, bundle);
+}

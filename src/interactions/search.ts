@@ -1,0 +1,318 @@
+import type { Request, Response } from 'express';
+import type { Bundle, BundleEntry, BundleLink, OperationOutcome, Resource } from 'fhir/r4';
+import { badRequest } from '../fhir/errors';
+import { checkId } from '../fhir/resource';
+import { subset } from '../fhir/summary';
+import { readForm } from '../http/body';
+import { parsePrefer } from '../http/headers';
+import { queryPairs } from '../http/query';
+import { sendJson } from '../http/respond';
+import { compileSearch } from '../search/compile';
+import { parseSearchRequest } from '../search/parse';
+import type { IncludeTarget, SearchRequest } from '../search/request';
+import type { Filter, Session, Sort } from '../store/backend';
+import type { CurrentDoc } from '../store/documents';
+import type { Features } from './capabilities';
+import type { AppContext, Searcher } from './context';
+import { DEFAULT_COUNT } from './history';
+
+export const FEATURES: Features = {
+  searchParamTypes: new Set([
+    'string',
+    'token',
+    'reference',
+    'date',
+    'number',
+    'quantity',
+    'uri',
+    'composite',
+    'special',
+  ]),
+  include: true,
+  systemSearch: true,
+};
+
+/** Included resources per page are bounded so one search cannot pull the whole store. */
+const MAX_INCLUDES = 1000;
+
+/** The search machinery as the rest of the server sees it. */
+export class SearchService implements Searcher {
+  constructor(private readonly ctx: Omit<AppContext, 'searcher'>) {}
+
+  private resolveIds = async (type: string, filter: Filter, session?: Session): Promise<string[]> => {
+    const docs = await this.ctx.store.find(
+      type,
+      { ...filter, deleted: false },
+      { projection: { _id: 1 }, session },
+    );
+    return docs.map((d) => d._id);
+  };
+
+  /** Compiles a parsed request to a filter over live documents, plus the sort. */
+  async compile(request: SearchRequest, session?: Session): Promise<{ filter: Filter; sort: Sort }> {
+    return compileSearch(request, {
+      registry: this.ctx.registry,
+      resolveIds: (type: string, filter: Filter) => this.resolveIds(type, filter, session),
+    });
+  }
+
+  async matchIds(
+    type: string,
+    params: Array<[string, string]>,
+    limit: number,
+    session?: Session,
+  ): Promise<string[]> {
+    // Criteria of conditional interactions are always strict: an ignored parameter would widen
+    // the match and update or delete the wrong resource.
+    const request = parseSearchRequest(type, params, this.ctx.registry, { strict: true });
+    const { filter } = await this.compile(request, session);
+    const docs = await this.ctx.store.find(type, filter, {
+      projection: { _id: 1 },
+      limit,
+      session,
+      sort: { _id: 1 },
+    });
+    return docs.map((d) => d._id);
+  }
+
+  /** _include and _revinclude (search.html#include), iterating where asked. */
+  async includes(request: SearchRequest, matches: CurrentDoc[]): Promise<CurrentDoc[]> {
+    const seen = new Set(matches.map((d) => `${(d.resource as Resource).resourceType}/${d._id}`));
+    const out: CurrentDoc[] = [];
+    let frontier = matches;
+    for (let round = 0; round < 4 && frontier.length > 0 && out.length < MAX_INCLUDES; round++) {
+      const next: CurrentDoc[] = [];
+      const add = (d: CurrentDoc): void => {
+        const key = `${(d.resource as Resource).resourceType}/${d._id}`;
+        if (seen.has(key) || out.length >= MAX_INCLUDES) return;
+        seen.add(key);
+        out.push(d);
+        next.push(d);
+      };
+      for (const inc of request.include) {
+        if (round > 0 && !inc.iterate) continue;
+        for (const d of await this.forwardIncludes(inc, frontier)) add(d);
+      }
+      for (const inc of request.revinclude) {
+        if (round > 0 && !inc.iterate) continue;
+        for (const d of await this.reverseIncludes(inc, frontier)) add(d);
+      }
+      frontier = next;
+    }
+    return out;
+  }
+
+  private refParams(type: string, inc: IncludeTarget): string[] {
+    if (inc.type !== '*' && inc.type !== type) return [];
+    return [...this.ctx.registry.searchParametersFor(type).values()]
+      .filter((p) => p.type === 'reference' && (inc.param === '*' || p.code === inc.param))
+      .map((p) => p.code);
+  }
+
+  private async forwardIncludes(inc: IncludeTarget, sources: CurrentDoc[]): Promise<CurrentDoc[]> {
+    const byType = new Map<string, Set<string>>();
+    for (const d of sources) {
+      const type = (d.resource as Resource).resourceType;
+      for (const code of this.refParams(type, inc)) {
+        const refs = d.idx[code];
+        if (!Array.isArray(refs)) continue;
+        for (const r of refs as Array<{ t?: string; i?: string }>) {
+          if (!r.t || !r.i || (inc.targetType && r.t !== inc.targetType)) continue;
+          let s = byType.get(r.t);
+          if (!s) byType.set(r.t, (s = new Set()));
+          s.add(r.i);
+        }
+      }
+    }
+    const out: CurrentDoc[] = [];
+    for (const [t, ids] of byType) {
+      if (!this.ctx.registry.isResourceType(t)) continue;
+      out.push(...(await this.ctx.store.find(t, { _id: { $in: [...ids] }, deleted: false })));
+    }
+    return out;
+  }
+
+  private async reverseIncludes(inc: IncludeTarget, targets: CurrentDoc[]): Promise<CurrentDoc[]> {
+    const refs = targets.map((d) => `${(d.resource as Resource).resourceType}/${d._id}`);
+    if (refs.length === 0) return [];
+    const types = inc.type === '*' ? this.ctx.registry.resourceTypes : [inc.type];
+    const out: CurrentDoc[] = [];
+    for (const t of types) {
+      const codes = this.refParams(t, { ...inc, type: t });
+      if (codes.length === 0) continue;
+      const filter: Filter = {
+        deleted: false,
+        $or: codes.map((c) => ({ [`idx.${c}`]: { $elemMatch: { r: { $in: refs } } } })),
+      };
+      out.push(...(await this.ctx.store.find(t, filter, { limit: MAX_INCLUDES })));
+    }
+    return out;
+  }
+}
+
+function searcherOf(ctx: AppContext): SearchService {
+  if (!(ctx.searcher instanceof SearchService)) throw new Error('search needs the SearchService');
+  return ctx.searcher;
+}
+
+interface Page {
+  type: string;
+  docs: CurrentDoc[];
+}
+
+function selfLink(
+  ctx: AppContext,
+  path: string,
+  params: Array<[string, string]>,
+  offset: number,
+  count: number,
+): string {
+  const q = new URLSearchParams(params.filter(([k]) => k !== '_offset' && k !== '_count'));
+  q.set('_count', String(count));
+  q.set('_offset', String(offset));
+  return `${ctx.config.baseUrl}${path}?${q.toString()}`;
+}
+
+async function runSearch(
+  ctx: AppContext,
+  req: Request,
+  res: Response,
+  path: string,
+  types: string[] | undefined,
+  params: Array<[string, string]>,
+  extraFilter?: (type: string) => Filter | undefined,
+): Promise<void> {
+  const svc = searcherOf(ctx);
+  const strict = parsePrefer(req).handling === 'strict';
+  const request = parseSearchRequest(types?.length === 1 ? types[0] : undefined, params, ctx.registry, {
+    strict,
+  });
+  const searchTypes = types ?? request.types ?? (await liveTypes(ctx));
+  const count = request.count ?? DEFAULT_COUNT;
+  const offset = request.offset ?? 0;
+  const wantTotal = request.total !== 'none' || request.summary === 'count';
+  let total = 0;
+  let remainingSkip = offset;
+  let remaining = request.summary === 'count' ? 0 : count;
+  const pages: Page[] = [];
+  for (const type of searchTypes) {
+    const { filter: compiled, sort } = await svc.compile({ ...request, resourceType: type });
+    const extra = extraFilter?.(type);
+    if (extraFilter && !extra) continue;
+    const filter = extra ? { $and: [compiled, extra] } : compiled;
+    const n = wantTotal || searchTypes.length > 1 ? await ctx.store.count(type, filter) : undefined;
+    if (n !== undefined) total += n;
+    if (remaining > 0 && (n === undefined || remainingSkip < n)) {
+      const docs = await ctx.store.find(type, filter, { sort, skip: remainingSkip, limit: remaining });
+      pages.push({ type, docs });
+      remaining -= docs.length;
+      remainingSkip = 0;
+    } else if (n !== undefined) {
+      remainingSkip = Math.max(0, remainingSkip - n);
+    }
+  }
+  const matches = pages.flatMap((p) => p.docs);
+  const included =
+    request.include.length + request.revinclude.length > 0 ? await svc.includes(request, matches) : [];
+  const entry: BundleEntry[] = [];
+  const shape = (r: Resource): Resource => subset(r, ctx.registry, request.summary, request.elements);
+  for (const d of matches) {
+    const r = d.resource as Resource;
+    entry.push({
+      fullUrl: `${ctx.config.baseUrl}/${r.resourceType}/${d._id}`,
+      resource: shape(r),
+      search: { mode: 'match' },
+    });
+  }
+  for (const d of included) {
+    const r = d.resource as Resource;
+    entry.push({
+      fullUrl: `${ctx.config.baseUrl}/${r.resourceType}/${d._id}`,
+      resource: shape(r),
+      search: { mode: 'include' },
+    });
+  }
+  const links: BundleLink[] = [{ relation: 'self', url: selfLink(ctx, path, params, offset, count) }];
+  const more =
+    wantTotal || searchTypes.length > 1 ? offset + matches.length < total : matches.length === count;
+  if (request.summary !== 'count' && count > 0 && more)
+    links.push({ relation: 'next', url: selfLink(ctx, path, params, offset + count, count) });
+  if (offset > 0)
+    links.push({
+      relation: 'previous',
+      url: selfLink(ctx, path, params, Math.max(0, offset - count), count),
+    });
+  const bundle: Bundle = { resourceType: 'Bundle', type: 'searchset' };
+  if (wantTotal) bundle.total = total;
+  bundle.link = links;
+  if (request.ignored.length > 0) {
+    entry.push({
+      resource: <OperationOutcome>{
+        resourceType: 'OperationOutcome',
+        issue: [
+          {
+            severity: 'warning',
+            code: 'not-supported',
+            diagnostics: `Ignored unknown search parameters: ${request.ignored.join(', ')}`,
+          },
+        ],
+      },
+      search: { mode: 'outcome' },
+    });
+  }
+  if (entry.length > 0) bundle.entry = entry;
+  sendJson(req, res, 200, bundle);
+}
+
+async function liveTypes(ctx: AppContext): Promise<string[]> {
+  const names = new Set(await ctx.store.backend.listCollections());
+  return ctx.registry.resourceTypes.filter((t) => names.has(t));
+}
+
+function typeParam(ctx: AppContext, req: Request): string {
+  return knownType(ctx, req.params.type as string);
+}
+
+function knownType(ctx: AppContext, type: string): string {
+  if (!ctx.registry.isResourceType(type))
+    throw badRequest(`Unknown resource type "${type.slice(0, 80)}"`, 'not-found');
+  return type;
+}
+
+/** GET [base]/[type]?... */
+export async function typeSearch(ctx: AppContext, req: Request, res: Response): Promise<void> {
+  const type = typeParam(ctx, req);
+  await runSearch(ctx, req, res, `/${type}`, [type], queryPairs(req));
+}
+
+/** POST [base]/[type]/_search with form parameters (and any in the URL). */
+export async function typeSearchPost(ctx: AppContext, req: Request, res: Response): Promise<void> {
+  const type = typeParam(ctx, req);
+  const params = [...queryPairs(req), ...(await readForm(req, ctx.config))];
+  await runSearch(ctx, req, res, `/${type}`, [type], params);
+}
+
+/** GET [base]?_type=...: all types, or those named by _type. */
+export async function systemSearch(ctx: AppContext, req: Request, res: Response): Promise<void> {
+  const params = queryPairs(req);
+  if (params.length === 0)
+    throw badRequest('A system search needs parameters, e.g. ?_type=Patient&_lastUpdated=ge2024');
+  await runSearch(ctx, req, res, '', undefined, params);
+}
+
+/** GET [base]/Patient/[id]/[type]?...: the Patient compartment (compartmentdefinition-patient). */
+export async function compartmentSearch(ctx: AppContext, req: Request, res: Response): Promise<void> {
+  const id = checkId(req.params.id as string);
+  const target = req.params.compartmentType as string;
+  const types = target === '*' ? [...ctx.registry.patientCompartment.keys()] : [knownType(ctx, target)];
+  const ref = `Patient/${id}`;
+  const extra = (type: string): Filter | undefined => {
+    if (type === 'Patient') return { _id: id };
+    const codes = ctx.registry.patientCompartment.get(type);
+    if (!codes || codes.length === 0) return undefined;
+    return { $or: codes.map((c) => ({ [`idx.${c}`]: { $elemMatch: { r: ref } } })) };
+  };
+  if (types.length === 1 && !extra(types[0] as string))
+    throw badRequest(`${target} is not in the Patient compartment`, 'not-found');
+  await runSearch(ctx, req, res, `/Patient/${id}/${target}`, types, queryPairs(req), extra);
+}

@@ -1,0 +1,116 @@
+import http from 'node:http';
+import type { Logger } from 'pino';
+import { createApp } from './app';
+import { ConfigError, loadConfig, type Config } from './config';
+import { loadDefinitions } from './fhir/definitions';
+import type { AppContext } from './interactions/context';
+import { SearchService } from './interactions/search';
+import { createLogger } from './logger';
+import { IndexExtractor } from './search/extract';
+import type { Backend } from './store/backend';
+import { EmbeddedBackend } from './store/embedded/engine';
+import { connectMongo } from './store/mongo';
+import { ResourceStore } from './store/resource-store';
+
+export interface Server {
+  ctx: AppContext;
+  http: http.Server;
+  close(): Promise<void>;
+}
+
+async function openBackend(config: Config, log: Logger): Promise<Backend> {
+  if (config.mongodbUri) {
+    return connectMongo(config.mongodbUri, config.mongodbDb, (msg) => log.info(msg));
+  }
+  return EmbeddedBackend.open({ dataDir: config.dataDir, log: (msg, fields) => log.info(fields ?? {}, msg) });
+}
+
+/** Assembles the server from a config: definitions -> store -> app. Does not listen. */
+export async function buildContext(config: Config, log: Logger): Promise<AppContext> {
+  const { registry, errors } = loadDefinitions(config.profilesDir);
+  for (const e of errors) log.warn({ file: e }, 'could not load a conformance resource from PROFILES_DIR');
+  log.info(registry.stats(), 'definitions loaded');
+  const backend = await openBackend(config, log);
+  const extractor = new IndexExtractor(registry, {
+    onError: (type, code, e) =>
+      log.debug({ type, code, err: String(e) }, 'search parameter extraction failed'),
+  });
+  const store = new ResourceStore({ backend, extractor });
+  await store.init();
+  const base = { config, registry, store, log };
+  return { ...base, searcher: new SearchService(base) };
+}
+
+export async function startServer(config: Config, log: Logger): Promise<Server> {
+  const ctx = await buildContext(config, log);
+  const app = createApp(ctx);
+  const server = http.createServer(app);
+  server.keepAliveTimeout = 65_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.port, config.host, () => resolve());
+  });
+  const addr = server.address();
+  log.info(
+    {
+      port: typeof addr === 'object' && addr ? addr.port : config.port,
+      baseUrl: config.baseUrl,
+      store: ctx.store.backend.kind,
+    },
+    'FHIR server listening',
+  );
+  let closing: Promise<void> | undefined;
+  return {
+    ctx,
+    http: server,
+    close: () =>
+      (closing ??= (async () => {
+        // Stop accepting, let in-flight requests finish (bounded), then flush the store.
+        const done = new Promise<void>((r) => server.close(() => r()));
+        server.closeIdleConnections();
+        const timer = setTimeout(() => server.closeAllConnections(), 10_000);
+        await done;
+        clearTimeout(timer);
+        await ctx.store.backend.close();
+      })()),
+  };
+}
+
+async function main(): Promise<void> {
+  let config: Config;
+  try {
+    config = loadConfig();
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      process.stderr.write(`configuration error: ${e.message}\n`);
+      process.exit(2);
+    }
+    throw e;
+  }
+  const log = createLogger(config.logLevel);
+  let server: Server;
+  try {
+    server = await startServer(config, log);
+  } catch (e) {
+    log.fatal({ err: e }, 'could not start');
+    process.stderr.write(`could not start: ${e instanceof Error ? e.message : String(e)}\n`);
+    process.exit(1);
+  }
+  const stop = (signal: string): void => {
+    log.info({ signal }, 'shutting down');
+    server.close().then(
+      () => {
+        log.info('stopped cleanly');
+        process.exit(0);
+      },
+      (e: unknown) => {
+        log.error({ err: e }, 'error while shutting down');
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGTERM', () => stop('SIGTERM'));
+  process.once('SIGINT', () => stop('SIGINT'));
+}
+
+if (require.main === module) void main();

@@ -1,0 +1,51 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import pino from 'pino';
+import supertest from 'supertest';
+import { createApp } from '../../src/app';
+import { loadConfig } from '../../src/config';
+import type { AppContext } from '../../src/interactions/context';
+import { buildContext } from '../../src/main';
+
+export interface Harness {
+  ctx: AppContext;
+  request: ReturnType<typeof supertest>;
+  dataDir: string;
+  close(): Promise<void>;
+}
+
+/** A real server (embedded store in a fresh temporary DATA_DIR) behind supertest. */
+export async function startHarness(env: Record<string, string> = {}): Promise<Harness> {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'fhir-api-'));
+  const config = loadConfig({
+    DATA_DIR: dataDir,
+    BASE_URL: 'http://fhir.test/fhir',
+    PROFILES_DIR: path.join(dataDir, 'profiles'),
+    ...env,
+  });
+  const ctx = await buildContext(config, pino({ level: 'silent' }));
+  const app = createApp(ctx);
+  return {
+    ctx,
+    request: supertest(app),
+    dataDir,
+    close: async () => {
+      await ctx.store.backend.close();
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+export const FHIR_JSON = 'application/fhir+json';
+
+export function patient(extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    resourceType: 'Patient',
+    identifier: [{ system: 'http://hospital.example/mrn', value: 'MRN-1' }],
+    name: [{ family: 'Smith', given: ['Anna'] }],
+    gender: 'female',
+    birthDate: '1980-02-29',
+    ...extra,
+  };
+}
