@@ -85,7 +85,7 @@ export function createApp(ctx: AppContext): express.Express {
   });
 
   app.use(ctx.config.mountPath, router);
-  app.use((req: Request) => {
+  app.use(() => {
     throw notFound(`Nothing here; the FHIR API is at ${ctx.config.baseUrl}`);
   });
   app.use(errorHandler(ctx.log));
