@@ -260,7 +260,7 @@ function toNodes(results: unknown[]): ValueNode[] {
           : typeof raw.path === 'string'
             ? raw.path
             : '';
-      out.push({ type: t, data: raw.data });
+      out.push({ type: t, data: primitive(raw.data) });
     } else if (raw !== undefined && raw !== null) {
       out.push({ type: typeof raw, data: raw });
     }
@@ -288,6 +288,15 @@ function sortKeys(type: ParamType, values: unknown[]): SortKeys | undefined {
     default:
       return undefined;
   }
+}
+
+/** fhirpath keeps decimals as FP_Decimal objects (for precision); the index wants numbers. */
+function primitive(data: unknown): unknown {
+  if (isRecord(data) && typeof data.toNumber === 'function' && !('resourceType' in data)) {
+    const n: unknown = (data.toNumber as () => unknown).call(data);
+    return typeof n === 'number' ? n : data;
+  }
+  return data;
 }
 
 function dedupe(values: unknown[]): unknown[] {
