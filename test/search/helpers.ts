@@ -26,7 +26,7 @@ function typeOf(doc: CurrentDoc): string | undefined {
 /** A compile context over an in-memory list of documents, evaluated with mingo. */
 export function contextOver(docs: CurrentDoc[]): CompileContext {
   const matching = (type: string, filter: Filter): CurrentDoc[] =>
-    docs.filter((d) => typeOf(d) === type && new Query(filter).test(d));
+    docs.filter((d) => typeOf(d) === type && new Query(filter).test(d as unknown as Record<string, unknown>));
   return {
     registry,
     resolveIds: async (type, filter) => matching(type, filter).map((d) => d._id),
@@ -50,7 +50,7 @@ export async function search(type: string, query: string, docs: CurrentDoc[]): P
   const { filter, sort } = await compileQuery(type, query, docs);
   const candidates = docs.filter((d) => typeOf(d) === type);
   return new Query(filter)
-    .find<CurrentDoc>(candidates)
+    .find<CurrentDoc>(candidates as unknown as Record<string, unknown>[])
     .sort(sort)
     .all()
     .map((d) => d._id);
@@ -61,5 +61,5 @@ export async function matches(resource: Resource, query: string, others: Resourc
   const doc = docOf(resource);
   const all = [doc, ...others.map((o) => docOf(o))];
   const { filter } = await compileQuery(resource.resourceType, query, all);
-  return new Query(filter).test(doc);
+  return new Query(filter).test(doc as unknown as Record<string, unknown>);
 }

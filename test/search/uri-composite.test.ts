@@ -1,4 +1,4 @@
-import type { Observation, ValueSet } from 'fhir/r4';
+import type { Observation, Patient, ValueSet } from 'fhir/r4';
 import { matches } from './helpers';
 
 const vs: ValueSet = { resourceType: 'ValueSet', status: 'active', url: 'http://acme.org/fhir/ValueSet/123' };
@@ -19,10 +19,10 @@ describe('uri search', () => {
     expect(await matches(vs, 'url:above=http://acme.org/fhir/CodeSystem/1')).toBe(false);
   });
   it('_profile=url matches meta.profile', async () => {
-    const p = {
+    const p: Patient = {
       resourceType: 'Patient',
       meta: { profile: ['http://example.org/StructureDefinition/p'] },
-    } as const;
+    };
     expect(await matches(p, '_profile=http://example.org/StructureDefinition/p')).toBe(true);
   });
 });
