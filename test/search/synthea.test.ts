@@ -1,0 +1,39 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import zlib from 'node:zlib';
+import type { Bundle } from 'fhir/r4';
+import { IndexExtractor } from '../../src/search/extract';
+import { registry } from './helpers';
+
+const DIR = '/work/shared/data/synthea-blaze';
+const file = fs.existsSync(DIR)
+  ? fs
+      .readdirSync(DIR)
+      .filter((f) => f.endsWith('.json.gz') && !f.startsWith('0-'))
+      .sort()[0]
+  : undefined;
+
+if (!file) {
+  console.log(`Synthea extraction test skipped: no Bundles in ${DIR}`);
+}
+
+(file ? describe : describe.skip)('extraction over a Synthea Bundle', () => {
+  it('extracts every resource without throwing or failing a parameter', () => {
+    const bundle = JSON.parse(
+      zlib.gunzipSync(fs.readFileSync(path.join(DIR, file ?? ''))).toString('utf8'),
+    ) as Bundle;
+    const failures: string[] = [];
+    const extractor = new IndexExtractor(registry, {
+      onError: (t, c, e) => failures.push(`${t}.${c}: ${String(e)}`),
+    });
+    let count = 0;
+    for (const entry of bundle.entry ?? []) {
+      if (!entry.resource) continue;
+      const idx = extractor.extract(entry.resource);
+      expect(typeof idx).toBe('object');
+      count++;
+    }
+    expect(count).toBeGreaterThan(0);
+    expect(failures).toEqual([]);
+  });
+});
