@@ -7,7 +7,7 @@ import { readForm } from '../http/body';
 import { parsePrefer } from '../http/headers';
 import { queryPairs } from '../http/query';
 import { sendJson } from '../http/respond';
-import { compileSearch } from '../search/compile';
+import { compileSearch, referencesOf } from '../search/compile';
 import { parseSearchRequest } from '../search/parse';
 import type { IncludeTarget, SearchRequest } from '../search/request';
 import type { Filter, Session, Sort } from '../store/backend';
@@ -53,6 +53,14 @@ export class SearchService implements Searcher {
     return compileSearch(request, {
       registry: this.ctx.registry,
       resolveIds: (type: string, filter: Filter) => this.resolveIds(type, filter, session),
+      resolveReferences: async (type: string, filter: Filter, code: string) => {
+        const docs = await this.ctx.store.find(
+          type,
+          { ...filter, deleted: false },
+          { projection: { [`idx.${code}`]: 1 }, session },
+        );
+        return docs.flatMap((d) => referencesOf(d, code));
+      },
     });
   }
 
