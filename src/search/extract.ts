@@ -3,6 +3,7 @@ import fhirpath from 'fhirpath';
 import r4 from 'fhirpath/fhir-context/r4';
 import type { DefinitionsRegistry } from '../fhir/definitions';
 import type { ParamType } from './request';
+import { compileFastPath, compileRelativeFastPath } from './fastpath';
 import { isRecord, SORT_KEY, type SortKeys, type ValueNode } from './types/common';
 import { combine, compositeComponents, type CompositeComponent } from './types/composite';
 import { indexDate, dateSortKeys, type DateRange } from './types/date';
@@ -33,6 +34,8 @@ interface ParamPlan {
 export interface IndexExtractorOptions {
   /** Index `_text` (narrative words) and `_content` (words of every string). Default true. */
   fullText?: boolean;
+  /** Evaluate plain member paths without fhirpath (fastpath.ts). Default true. */
+  fastPaths?: boolean;
   /** Told about a parameter whose extraction failed (the parameter is then left out of idx). */
   onError?: (resourceType: string, code: string, error: unknown) => void;
 }
@@ -165,7 +168,10 @@ export class IndexExtractor {
     const key = `${base}\u0000${expression}`;
     let fn = this.relative.get(key);
     if (!fn) {
-      fn = fhirpath.compile({ base, expression }, r4, OPTIONS) as Evaluator;
+      const rewritten = asToOfType(expression);
+      fn =
+        (this.options.fastPaths !== false ? compileRelativeFastPath(rewritten, base) : undefined) ??
+        (fhirpath.compile({ base, expression: rewritten }, r4, OPTIONS) as Evaluator);
       this.relative.set(key, fn);
     }
     return fn;
@@ -185,8 +191,15 @@ export class IndexExtractor {
   }
 
   private compilePlan(type: string, param: SearchParameter): ParamPlan | undefined {
-    // _id is the document's own _id (compile.ts queries it there).
-    if (!param.expression || param.type === 'special' || param.code === '_id') return undefined;
+    // _id and _lastUpdated are the document's own _id and lastUpdated (compile.ts queries them there).
+    if (
+      !param.expression ||
+      param.type === 'special' ||
+      param.code === '_id' ||
+      param.code === '_lastUpdated'
+    ) {
+      return undefined;
+    }
     const parts: ExpressionPart[] = [];
     for (let p of splitUnion(param.expression)) {
       const lead = LEADING_TYPE.exec(p);
@@ -206,7 +219,8 @@ export class IndexExtractor {
       }
       p = asToOfType(p);
       try {
-        parts.push({ evaluate: fhirpath.compile(p, r4, OPTIONS) as Evaluator, targetType });
+        const fast = this.options.fastPaths !== false ? compileFastPath(p, type) : undefined;
+        parts.push({ evaluate: fast ?? (fhirpath.compile(p, r4, OPTIONS) as Evaluator), targetType });
       } catch (e) {
         this.options.onError?.(type, param.code, e);
       }
@@ -257,9 +271,11 @@ function toNodes(results: unknown[]): ValueNode[] {
       const t =
         typeof raw.fhirNodeDataType === 'string'
           ? raw.fhirNodeDataType
-          : typeof raw.path === 'string'
-            ? raw.path
-            : '';
+          : typeof raw.type === 'string'
+            ? raw.type
+            : typeof raw.path === 'string'
+              ? raw.path
+              : '';
       out.push({ type: t, data: primitive(raw.data) });
     } else if (raw !== undefined && raw !== null) {
       out.push({ type: typeof raw, data: raw });

@@ -36,4 +36,23 @@ if (!file) {
     expect(count).toBeGreaterThan(0);
     expect(failures).toEqual([]);
   });
+
+  it('the fast path evaluator gives the same index as fhirpath', () => {
+    const bundle = JSON.parse(
+      zlib.gunzipSync(fs.readFileSync(path.join(DIR, file ?? ''))).toString('utf8'),
+    ) as Bundle;
+    const fast = new IndexExtractor(registry, { fastPaths: true });
+    const slow = new IndexExtractor(registry, { fastPaths: false });
+    const differences: string[] = [];
+    for (const entry of bundle.entry ?? []) {
+      if (!entry.resource) continue;
+      const a = fast.extract(entry.resource);
+      const b = slow.extract(entry.resource);
+      for (const k of new Set([...Object.keys(a), ...Object.keys(b)])) {
+        if (JSON.stringify(a[k]) !== JSON.stringify(b[k]))
+          differences.push(`${entry.resource.resourceType}.${k}`);
+      }
+    }
+    expect([...new Set(differences)]).toEqual([]);
+  });
 });
