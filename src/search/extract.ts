@@ -77,6 +77,7 @@ const LEADING_TYPE = /^(\(*\s*)([A-Z][A-Za-z]*)\b/;
 export class IndexExtractor {
   private readonly plans = new Map<string, ParamPlan[]>();
   private readonly relative = new Map<string, Evaluator>();
+  private readonly bindings = new Map<string, string | null>();
   private readonly isResourceType: (t: string) => boolean;
 
   constructor(
@@ -121,7 +122,7 @@ export class IndexExtractor {
     if (plan.type === 'composite') return this.compositeValues(plan, resource);
     const out: unknown[] = [];
     for (const part of plan.parts)
-      out.push(...this.encode(plan.type, toNodes(part.evaluate(resource)), part.targetType));
+      out.push(...this.encode(plan.type, this.toNodes(part.evaluate(resource)), part.targetType));
     return plan.parts.length > 1 ? dedupe(out) : out;
   }
 
@@ -156,7 +157,7 @@ export class IndexExtractor {
         const data = nodeData(raw);
         if (!base || data === undefined) continue;
         const perComponent = components.map((c) =>
-          this.encode(c.type, toNodes(this.relativeEvaluator(base, c.expression)(data))),
+          this.encode(c.type, this.toNodes(this.relativeEvaluator(base, c.expression)(data))),
         );
         out.push(...combine(perComponent));
       }
@@ -233,6 +234,63 @@ export class IndexExtractor {
       components: param.type === 'composite' ? compositeComponents(param, this.registry) : undefined,
     };
   }
+
+  /** fhirpath ResourceNodes or fast-path nodes -> typed values (and the binding system of `code`s). */
+  private toNodes(results: unknown[]): ValueNode[] {
+    const out: ValueNode[] = [];
+    for (const raw of results) {
+      if (isRecord(raw) && 'data' in raw && 'path' in raw) {
+        if (raw.data === undefined || raw.data === null) continue;
+        const t =
+          typeof raw.fhirNodeDataType === 'string'
+            ? raw.fhirNodeDataType
+            : typeof raw.type === 'string'
+              ? raw.type
+              : typeof raw.path === 'string'
+                ? raw.path
+                : '';
+        const node: ValueNode = { type: t, data: primitive(raw.data) };
+        if (t === 'code') {
+          const system = this.bindingSystem(elementPath(raw));
+          if (system) node.system = system;
+        }
+        out.push(node);
+      } else if (raw !== undefined && raw !== null) {
+        out.push({ type: typeof raw, data: raw });
+      }
+    }
+    return out;
+  }
+
+  /** The one code system of the required binding of a `code` element (e.g. Patient.gender), if any. */
+  private bindingSystem(path: string | undefined): string | undefined {
+    if (!path) return undefined;
+    const hit = this.bindings.get(path);
+    if (hit !== undefined) return hit ?? undefined;
+    let system: string | null = null;
+    const root = path.split('.')[0] ?? '';
+    const sd = this.registry.structureDefinition(`http://hl7.org/fhir/StructureDefinition/${root}`);
+    const element = sd?.snapshot?.element.find((e) => e.path === path);
+    const binding = element?.binding;
+    if (binding?.strength === 'required' && binding.valueSet) {
+      const include = this.registry.valueSet(binding.valueSet)?.compose?.include ?? [];
+      const only = include[0];
+      if (include.length === 1 && only?.system && !(only.valueSet && only.valueSet.length > 0))
+        system = only.system;
+    }
+    this.bindings.set(path, system);
+    return system ?? undefined;
+  }
+}
+
+/** The model path of a node: fast-path nodes carry it; fhirpath nodes have parent path + property name. */
+function elementPath(raw: Record<string, unknown>): string | undefined {
+  if (typeof raw.element === 'string') return raw.element;
+  const parent = raw.parentResNode;
+  if (isRecord(parent) && typeof parent.path === 'string' && typeof raw.propName === 'string') {
+    return `${parent.path}.${raw.propName}`;
+  }
+  return undefined;
 }
 
 const AS_OPERATOR = /^\(\s*(.+?)\s+as\s+([A-Za-z]+)\s*\)$|^(.+?)\s+as\s+([A-Za-z]+)$/;
@@ -261,27 +319,6 @@ function nodeData(raw: unknown): unknown {
 
 function nodePath(raw: unknown): string | undefined {
   return isRecord(raw) && typeof raw.path === 'string' ? raw.path : undefined;
-}
-
-function toNodes(results: unknown[]): ValueNode[] {
-  const out: ValueNode[] = [];
-  for (const raw of results) {
-    if (isRecord(raw) && 'data' in raw && 'path' in raw) {
-      if (raw.data === undefined || raw.data === null) continue;
-      const t =
-        typeof raw.fhirNodeDataType === 'string'
-          ? raw.fhirNodeDataType
-          : typeof raw.type === 'string'
-            ? raw.type
-            : typeof raw.path === 'string'
-              ? raw.path
-              : '';
-      out.push({ type: t, data: primitive(raw.data) });
-    } else if (raw !== undefined && raw !== null) {
-      out.push({ type: typeof raw, data: raw });
-    }
-  }
-  return out;
 }
 
 /** The scalar sort keys of a parameter's entries (values were built by the type's own module). */

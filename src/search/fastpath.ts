@@ -14,6 +14,8 @@ export interface FastNode {
   data: unknown;
   /** The element path for BackboneElements (e.g. `Observation.component`), as fhirpath's node path. */
   path: string;
+  /** The model path of the element (e.g. `Patient.gender`), for its binding. */
+  element: string;
 }
 
 export type FastEvaluator = (resource: unknown) => FastNode[];
@@ -47,7 +49,9 @@ interface Step {
 /** Compiles `expression` for resources of `resourceType`, or returns undefined when it is not plain navigation. */
 export function compileFastPath(expression: string, resourceType: string): FastEvaluator | undefined {
   const e = expression.replace(/\s+/g, '');
-  if (e === resourceType) return (resource) => [{ data: resource, type: resourceType, path: resourceType }];
+  if (e === resourceType) {
+    return (resource) => [{ data: resource, type: resourceType, path: resourceType, element: resourceType }];
+  }
   const m = SIMPLE.exec(e);
   if (!m || m[1] !== resourceType || !m[2]) return undefined;
   return build(resourceType, resourceType, m[2].slice(1).split('.'), m[3]);
@@ -99,11 +103,9 @@ function build(
   if (lastIsChoice && !ofType && steps.length !== names.length) return undefined;
 
   return (resource: unknown): FastNode[] => {
-    let current: Array<{ data: unknown; type: string; path: string }> = [
-      { data: resource, type: rootType, path: rootPath },
-    ];
+    let current: FastNode[] = [{ data: resource, type: rootType, path: rootPath, element: rootPath }];
     for (const step of steps) {
-      const next: Array<{ data: unknown; type: string; path: string }> = [];
+      const next: FastNode[] = [];
       for (const c of current) {
         if (!isRecord(c.data)) continue;
         for (const { key, type } of step.keys) {
@@ -112,10 +114,12 @@ function build(
           if (v === undefined || v === null) continue;
           const nodePath = BACKBONE.has(type) ? step.path : type;
           if (Array.isArray(v)) {
-            for (const x of v)
-              if (x !== undefined && x !== null) next.push({ data: x, type, path: nodePath });
+            for (const x of v) {
+              if (x !== undefined && x !== null)
+                next.push({ data: x, type, path: nodePath, element: step.path });
+            }
           } else {
-            next.push({ data: v, type, path: nodePath });
+            next.push({ data: v, type, path: nodePath, element: step.path });
           }
         }
       }

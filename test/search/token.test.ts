@@ -47,6 +47,13 @@ describe('token search', () => {
   it('gender=female matches a code primitive', async () => {
     expect(await matches(patient, 'gender=female')).toBe(true);
   });
+  it("gender=http://hl7.org/fhir/administrative-gender|female: a code gets its required binding's system", async () => {
+    expect(await matches(patient, 'gender=http://hl7.org/fhir/administrative-gender|female')).toBe(true);
+    expect(await matches(patient, 'gender=http://example.org/other|female')).toBe(false);
+  });
+  it('status=http://hl7.org/fhir/observation-status|final matches an Observation status', async () => {
+    expect(await matches(bp, 'status=http://hl7.org/fhir/observation-status|final')).toBe(true);
+  });
   it('active=true matches a boolean', async () => {
     expect(await matches(patient, 'active=true')).toBe(true);
     expect(await matches(patient, 'active=false')).toBe(false);

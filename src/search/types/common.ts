@@ -8,6 +8,8 @@ import type { Filter } from '../../store/backend';
 export interface ValueNode {
   type: string;
   data: unknown;
+  /** For `code` primitives: the code system of the element's required binding, when there is one. */
+  system?: string;
 }
 
 /** Search prefixes of number, date and quantity parameters (R4 search.html#prefix). */

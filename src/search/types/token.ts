@@ -19,7 +19,8 @@ import { sortKeysOf, type SortKeys } from './common';
  * Index: `idx[code] = [{s?, c?, t?, ty?}]`: one entry per Coding (a CodeableConcept gives one per coding,
  * plus `{t}` for its text), per Identifier (`s` system, `c` value, `ty` its type codings as
  * `system|code` for :of-type), per ContactPoint (`c` value), per code/string/id/uri/boolean primitive
- * (`c`). `t` is the display or text, lower case, accents folded, for :text.
+ * (`c`; a `code` bound to a one-system required ValueSet also gets that system as `s`, so
+ * `gender=http://hl7.org/fhir/administrative-gender|male` works). `t` is the display or text, lower case, accents folded, for :text.
  */
 export interface TokenEntry {
   s?: string;
@@ -50,7 +51,7 @@ function coding(d: Record<string, unknown>): TokenEntry | undefined {
 
 function entriesOf(node: ValueNode): TokenEntry[] {
   const d = node.data;
-  if (typeof d === 'string') return d.length > 0 ? [{ c: d }] : [];
+  if (typeof d === 'string') return d.length > 0 ? [node.system ? { s: node.system, c: d } : { c: d }] : [];
   if (typeof d === 'boolean' || typeof d === 'number') return [{ c: String(d) }];
   if (!isRecord(d)) return [];
   switch (node.type) {
