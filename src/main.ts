@@ -11,6 +11,7 @@ import type { Backend } from './store/backend';
 import { EmbeddedBackend } from './store/embedded/engine';
 import { connectMongo } from './store/mongo';
 import { ResourceStore } from './store/resource-store';
+import { JsonRulesValidator } from './validation/json-rules';
 
 export interface Server {
   ctx: AppContext;
@@ -37,7 +38,7 @@ export async function buildContext(config: Config, log: Logger): Promise<AppCont
   });
   const store = new ResourceStore({ backend, extractor });
   await store.init();
-  const base = { config, registry, store, log };
+  const base = { config, registry, store, log, validator: new JsonRulesValidator() };
   return { ...base, searcher: new SearchService(base) };
 }
 

@@ -1,4 +1,6 @@
+import type { Resource } from 'fhir/r4';
 import type { Logger } from 'pino';
+import type { AccessPolicy } from '../auth/policy';
 import type { Config } from '../config';
 import type { DefinitionsRegistry } from '../fhir/definitions';
 import type { Session } from '../store/backend';
@@ -15,7 +17,17 @@ export interface Searcher {
     params: Array<[string, string]>,
     limit: number,
     session?: Session,
+    policy?: AccessPolicy,
   ): Promise<string[]>;
+}
+
+/**
+ * Checks a resource before it is stored. Resolves to the resource to store (unchanged, or
+ * normalised); rejects with a FhirError (400/422 with an OperationOutcome) when it is invalid.
+ * validation/ implements it.
+ */
+export interface ResourceValidator {
+  check(resource: Resource): Promise<Resource>;
 }
 
 /** Everything a handler needs, passed in (no singletons). */
@@ -24,5 +36,6 @@ export interface AppContext {
   registry: DefinitionsRegistry;
   store: ResourceStore;
   searcher: Searcher;
+  validator: ResourceValidator;
   log: Logger;
 }

@@ -9,7 +9,11 @@ import { etag, parseETag, parseHttpDate, parsePrefer } from '../http/headers';
 import { queryPairs, queryParam } from '../http/query';
 import { outcome, sendJson, sendResource } from '../http/respond';
 import type { CurrentDoc } from '../store/documents';
-import type { WriteResult } from '../store/resource-store';
+import type { DeleteResult, WriteResult } from '../store/resource-store';
+import { accessOf, type AccessPolicy, type ScopeAction } from '../auth/policy';
+import { noteAccess } from '../audit/note';
+import { patientsOf } from '../fhir/compartment';
+import { FhirError, issue } from '../fhir/errors';
 import type { AppContext } from './context';
 
 /** Parameters that shape the answer rather than select resources. */
@@ -36,6 +40,12 @@ function ifMatch(req: Request): number | undefined {
 /** The body of a write answer, per Prefer: return= (http.html#ops). */
 function sendWriteResult(ctx: AppContext, req: Request, res: Response, type: string, w: WriteResult): void {
   const status = w.created ? 201 : 200;
+  noteAccess(res, {
+    resourceType: type,
+    id: w.resource.id,
+    versionId: w.versionId,
+    patients: patientsOf(ctx.registry, type, w.resource.id, w.idx),
+  });
   setVersionHeaders(res, w.versionId, w.lastUpdated);
   const id = w.resource.id as string;
   res.set('Location', `${ctx.config.baseUrl}/${type}/${id}/_history/${w.versionId}`);
@@ -60,6 +70,12 @@ function sendWriteResult(ctx: AppContext, req: Request, res: Response, type: str
 
 function sendCurrent(ctx: AppContext, req: Request, res: Response, doc: CurrentDoc, status = 200): void {
   const resource = doc.resource as Resource;
+  noteAccess(res, {
+    resourceType: resource.resourceType,
+    id: doc._id,
+    versionId: doc.versionId,
+    patients: patientsOf(ctx.registry, resource.resourceType, doc._id, doc.idx),
+  });
   setVersionHeaders(res, doc.versionId, doc.lastUpdated);
   const summary = parseSummary(queryParam(req, '_summary'));
   if (summary === 'count') throw badRequest('_summary=count applies to searches, not reads');
@@ -72,8 +88,13 @@ function sendCurrent(ctx: AppContext, req: Request, res: Response, doc: CurrentD
 export async function read(ctx: AppContext, req: Request, res: Response): Promise<void> {
   const type = checkType(ctx.registry, req.params.type as string);
   const id = checkId(req.params.id as string);
+  noteAccess(res, { interaction: 'read', resourceType: type, id });
+  const policy = accessOf(res);
+  policy.require(type, 'r');
   const doc = await ctx.store.read(type, id);
-  if (!doc) throw notFound(`${type}/${id} does not exist`);
+  // A resource the caller may not see answers exactly like one that does not exist.
+  if (!doc || (doc.resource && !policy.canSee(doc.resource, 'r')))
+    throw notFound(`${type}/${id} does not exist`);
   if (doc.deleted) {
     setVersionHeaders(res, doc.versionId, doc.lastUpdated);
     throw gone(`${type}/${id} was deleted (version ${doc.versionId})`);
@@ -105,12 +126,18 @@ export async function vread(ctx: AppContext, req: Request, res: Response): Promi
   const type = checkType(ctx.registry, req.params.type as string);
   const id = checkId(req.params.id as string);
   const versionId = checkVersionId(req.params.vid as string);
+  noteAccess(res, { interaction: 'vread', resourceType: type, id, versionId });
+  const policy = accessOf(res);
+  policy.require(type, 'r');
   const h = await ctx.store.vread(type, id, versionId);
-  if (!h) throw notFound(`${type}/${id}/_history/${versionId} does not exist`);
+  if (!h || (h.resource && !policy.canSee(h.resource, 'r')))
+    throw notFound(`${type}/${id}/_history/${versionId} does not exist`);
   setVersionHeaders(res, h.versionId, h.lastUpdated);
   if (h.deleted || !h.resource) throw gone(`${type}/${id} version ${versionId} is a deletion`);
   const summary = parseSummary(queryParam(req, '_summary'));
   const elements = queryParam(req, '_elements')?.split(',');
+  const idx = ctx.store.indexOf(h.resource);
+  noteAccess(res, { patients: patientsOf(ctx.registry, type, id, idx) });
   sendResource(req, res, 200, subset(h.resource, ctx.registry, summary, elements));
 }
 
@@ -118,10 +145,14 @@ export async function vread(ctx: AppContext, req: Request, res: Response): Promi
 
 export async function create(ctx: AppContext, req: Request, res: Response): Promise<void> {
   const type = checkType(ctx.registry, req.params.type as string);
+  noteAccess(res, { interaction: 'create', resourceType: type });
+  const policy = accessOf(res);
+  policy.require(type, 'c');
   const { value } = await readJson(req, ctx.config, ['resource']);
-  const resource = asResource(value, type);
+  const resource = await ctx.validator.check(asResource(value, type));
   // The server assigns the id of a created resource; a client id in the body is ignored (http.html#create).
   const { id: _ignored, ...body } = resource as Resource & { id?: string };
+  assertWritable(policy, body as Resource, 'c');
   const ine = req.get('if-none-exist');
   if (ine === undefined) {
     sendWriteResult(ctx, req, res, type, await ctx.store.create(type, body as Resource));
@@ -129,7 +160,7 @@ export async function create(ctx: AppContext, req: Request, res: Response): Prom
   }
   const params = parseCriteria(ine, 'If-None-Exist');
   const r = await ctx.store.createIfNoneExist(type, body as Resource, canonicalCriteria(params), (s) =>
-    ctx.searcher.matchIds(type, params, 2, s),
+    ctx.searcher.matchIds(type, params, 2, s, policy),
   );
   if ('existing' in r) {
     res.set('Location', `${ctx.config.baseUrl}/${type}/${r.existing._id}/_history/${r.existing.versionId}`);
@@ -161,26 +192,37 @@ export function canonicalCriteria(params: Array<[string, string]>): string {
 export async function update(ctx: AppContext, req: Request, res: Response): Promise<void> {
   const type = checkType(ctx.registry, req.params.type as string);
   const id = checkId(req.params.id as string);
+  noteAccess(res, { interaction: 'update', resourceType: type, id });
+  const policy = accessOf(res);
+  policy.require(type, 'u');
   const { value } = await readJson(req, ctx.config, ['resource']);
-  const resource = asResource(value, type);
+  const resource = await ctx.validator.check(asResource(value, type));
   if (resource.id === undefined)
     throw badRequest('The resource must carry its id on update', 'required', [`${type}.id`]);
   if (resource.id !== id)
     throw badRequest(`Resource.id "${resource.id}" does not match the URL's id "${id}"`, 'invalid', [
       `${type}.id`,
     ]);
-  const w = await ctx.store.update(type, id, resource, { ifMatch: ifMatch(req) });
+  assertWritable(policy, resource, 'u');
+  const w = await ctx.store.update(type, id, resource, {
+    ifMatch: ifMatch(req),
+    canReplace: (cur) => policy.canSee(cur, 'u'),
+  });
   sendWriteResult(ctx, req, res, type, w);
 }
 
 /** PUT [base]/[type]?criteria (http.html#cond-update). */
 export async function conditionalUpdate(ctx: AppContext, req: Request, res: Response): Promise<void> {
   const type = checkType(ctx.registry, req.params.type as string);
+  noteAccess(res, { interaction: 'update', resourceType: type, query: canonicalCriteria(criteria(req)) });
+  const policy = accessOf(res);
+  policy.require(type, 'u');
   const params = criteria(req);
   if (params.length === 0) throw badRequest('Conditional update needs search parameters in the URL');
   const { value } = await readJson(req, ctx.config, ['resource']);
-  const resource = asResource(value, type);
-  const ids = await ctx.searcher.matchIds(type, params, 2);
+  const resource = await ctx.validator.check(asResource(value, type));
+  assertWritable(policy, resource, 'u');
+  const ids = await ctx.searcher.matchIds(type, params, 2, undefined, policy);
   if (ids.length > 1)
     throw preconditionFailed(`The criteria match ${ids.length} or more resources; expected at most one`);
   if (ids.length === 1) {
@@ -203,10 +245,12 @@ export async function conditionalUpdate(ctx: AppContext, req: Request, res: Resp
   }
   // No match and no id: a create, guarded like If-None-Exist so concurrent ones make one resource.
   const r = await ctx.store.createIfNoneExist(type, resource, canonicalCriteria(params), (s) =>
-    ctx.searcher.matchIds(type, params, 2, s),
+    ctx.searcher.matchIds(type, params, 2, s, policy),
   );
   if ('existing' in r) {
-    const w = await ctx.store.update(type, r.existing._id, { ...resource, id: r.existing._id } as Resource);
+    const w = await ctx.store.update(type, r.existing._id, { ...resource, id: r.existing._id } as Resource, {
+      canReplace: (cur) => policy.canSee(cur, 'u'),
+    });
     sendWriteResult(ctx, req, res, type, w);
     return;
   }
@@ -249,6 +293,8 @@ function asResourceAfterPatch(patched: unknown, type: string, id: string): Resou
 export async function patch(ctx: AppContext, req: Request, res: Response): Promise<void> {
   const type = checkType(ctx.registry, req.params.type as string);
   const id = checkId(req.params.id as string);
+  noteAccess(res, { interaction: 'patch', resourceType: type, id });
+  accessOf(res).require(type, 'u');
   const { value } = await readJson(req, ctx.config, ['json-patch']);
   await patchById(ctx, req, res, type, id, value);
 }
@@ -257,8 +303,11 @@ export async function conditionalPatch(ctx: AppContext, req: Request, res: Respo
   const type = checkType(ctx.registry, req.params.type as string);
   const params = criteria(req);
   if (params.length === 0) throw badRequest('Conditional patch needs search parameters in the URL');
+  noteAccess(res, { interaction: 'patch', resourceType: type, query: canonicalCriteria(params) });
+  const policy = accessOf(res);
+  policy.require(type, 'u');
   const { value } = await readJson(req, ctx.config, ['json-patch']);
-  const ids = await ctx.searcher.matchIds(type, params, 2);
+  const ids = await ctx.searcher.matchIds(type, params, 2, undefined, policy);
   if (ids.length === 0) throw notFound('No resource matches the criteria');
   if (ids.length > 1) throw preconditionFailed('The criteria match more than one resource');
   await patchById(ctx, req, res, type, ids[0] as string, value);
@@ -269,9 +318,31 @@ export async function conditionalPatch(ctx: AppContext, req: Request, res: Respo
 export async function remove(ctx: AppContext, req: Request, res: Response): Promise<void> {
   const type = checkType(ctx.registry, req.params.type as string);
   const id = checkId(req.params.id as string);
-  const r = await ctx.store.delete(type, id, { ifMatch: ifMatch(req) });
-  if (r.versionId !== undefined) res.set('ETag', etag(r.versionId));
+  noteAccess(res, { interaction: 'delete', resourceType: type, id });
+  const policy = accessOf(res);
+  policy.require(type, 'd');
+  const r = await ctx.store.delete(type, id, {
+    ifMatch: ifMatch(req),
+    canDelete: (cur) => policy.canSee(cur, 'd'),
+  });
+  noteDeleted(ctx, res, type, id, r);
   res.status(204).end();
+}
+
+function noteDeleted(ctx: AppContext, res: Response, type: string, id: string, r: DeleteResult): void {
+  if (r.versionId !== undefined) {
+    res.set('ETag', etag(r.versionId));
+    noteAccess(res, {
+      id,
+      versionId: r.versionId,
+      patients: r.before ? patientsOf(ctx.registry, type, id, r.before.idx) : [],
+    });
+  }
+}
+
+function assertWritable(policy: AccessPolicy, resource: Resource, action: ScopeAction): void {
+  if (!policy.canWrite(resource, action))
+    throw new FhirError(403, [issue('forbidden', `This token may not write this ${resource.resourceType}`)]);
 }
 
 /** DELETE [base]/[type]?criteria, single-match semantics (CapabilityStatement: conditionalDelete single). */
@@ -279,7 +350,10 @@ export async function conditionalDelete(ctx: AppContext, req: Request, res: Resp
   const type = checkType(ctx.registry, req.params.type as string);
   const params = criteria(req);
   if (params.length === 0) throw badRequest('Conditional delete needs search parameters in the URL');
-  const ids = await ctx.searcher.matchIds(type, params, 2);
+  noteAccess(res, { interaction: 'delete', resourceType: type, query: canonicalCriteria(params) });
+  const policy = accessOf(res);
+  policy.require(type, 'd');
+  const ids = await ctx.searcher.matchIds(type, params, 2, undefined, policy);
   if (ids.length > 1)
     throw preconditionFailed('The criteria match more than one resource; this server deletes one at a time');
   if (ids.length === 0) {
@@ -291,7 +365,11 @@ export async function conditionalDelete(ctx: AppContext, req: Request, res: Resp
     );
     return;
   }
-  const r = await ctx.store.delete(type, ids[0] as string, { ifMatch: ifMatch(req) });
-  if (r.versionId !== undefined) res.set('ETag', etag(r.versionId));
+  const id = ids[0] as string;
+  const r = await ctx.store.delete(type, id, {
+    ifMatch: ifMatch(req),
+    canDelete: (cur) => policy.canSee(cur, 'd'),
+  });
+  noteDeleted(ctx, res, type, id, r);
   res.status(204).end();
 }

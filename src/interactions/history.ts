@@ -5,6 +5,9 @@ import { checkId, checkType } from '../fhir/resource';
 import { queryPairs } from '../http/query';
 import { sendJson } from '../http/respond';
 import type { HistoryDoc } from '../store/documents';
+import { accessOf } from '../auth/policy';
+import { noteAccess } from '../audit/note';
+import { patientsOf } from '../fhir/compartment';
 import type { AppContext } from './context';
 
 export const DEFAULT_COUNT = 50;
@@ -50,6 +53,15 @@ function entryOf(ctx: AppContext, h: HistoryDoc): BundleEntry {
 export async function history(ctx: AppContext, req: Request, res: Response): Promise<void> {
   const type = req.params.type === undefined ? undefined : checkType(ctx.registry, req.params.type as string);
   const id = req.params.id === undefined ? undefined : checkId(req.params.id as string);
+  noteAccess(res, {
+    interaction: id ? 'history-instance' : type ? 'history-type' : 'history-system',
+    resourceType: type,
+    id,
+    query: new URLSearchParams(queryPairs(req)).toString(),
+  });
+  const policy = accessOf(res);
+  if (type) policy.require(type, 'r');
+  else for (const t of ctx.registry.resourceTypes) policy.require(t, 'r');
   const params = new Map<string, string>();
   for (const [k, v] of queryPairs(req)) {
     if (params.has(k) && k !== '_format' && k !== '_pretty') throw badRequest(`${k} may be given only once`);
@@ -70,9 +82,22 @@ export async function history(ctx: AppContext, req: Request, res: Response): Pro
     : new Date().toISOString();
   if (id && type) {
     const cur = await ctx.store.read(type, id);
-    if (!cur) throw notFound(`${type}/${id} has no history: it does not exist`);
+    if (!cur || (cur.resource && !policy.canSee(cur.resource, 'r')))
+      throw notFound(`${type}/${id} has no history: it does not exist`);
   }
-  const { entries, total } = await ctx.store.historyOf({ type, id, since, at, till, count, offset });
+  const page = await ctx.store.historyOf({ type, id, since, at, till, count, offset });
+  // Versions the caller may not see are left out. (Deletions carry no resource; they are kept
+  // only in instance history, whose resource the caller was allowed to see above.)
+  const seesAll = (t: string): boolean => Object.keys(policy.visible(t, 'r') ?? { none: 1 }).length === 0;
+  const entries = page.entries.filter((h) =>
+    h.resource ? policy.canSee(h.resource, 'r') : Boolean(id) || seesAll(h.type),
+  );
+  const total = entries.length === page.entries.length ? page.total : offset + entries.length;
+  const patients = new Set<string>();
+  for (const h of entries)
+    if (h.resource)
+      for (const p of patientsOf(ctx.registry, h.type, h.id, ctx.store.indexOf(h.resource))) patients.add(p);
+  noteAccess(res, { count: entries.length, patients: [...patients] });
   const base = `${ctx.config.baseUrl}${type ? `/${type}` : ''}${id ? `/${id}` : ''}/_history`;
   const link = (o: number): string => {
     const q = new URLSearchParams();

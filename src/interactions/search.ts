@@ -12,6 +12,9 @@ import { parseSearchRequest } from '../search/parse';
 import type { IncludeTarget, SearchRequest } from '../search/request';
 import type { Filter, Session, Sort } from '../store/backend';
 import type { CurrentDoc } from '../store/documents';
+import { accessOf, openAccess, restrict, type AccessPolicy } from '../auth/policy';
+import { noteAccess } from '../audit/note';
+import { patientsOf } from '../fhir/compartment';
 import type { Features } from './capabilities';
 import type { AppContext, Searcher } from './context';
 import { DEFAULT_COUNT } from './history';
@@ -32,6 +35,9 @@ export const FEATURES: Features = {
   systemSearch: true,
 };
 
+/** Matches no document. */
+const NOTHING: Filter = { _id: { $in: [] } };
+
 /** Included resources per page are bounded so one search cannot pull the whole store. */
 const MAX_INCLUDES = 1000;
 
@@ -49,11 +55,19 @@ export class SearchService implements Searcher {
   };
 
   /** Compiles a parsed request to a filter over live documents, plus the sort. */
-  async compile(request: SearchRequest, session?: Session): Promise<{ filter: Filter; sort: Sort }> {
+  async compile(
+    request: SearchRequest,
+    policy: AccessPolicy,
+    session?: Session,
+  ): Promise<{ filter: Filter; sort: Sort }> {
+    // Chains and _has run sub-queries: they see only what the caller may see, so a chain can
+    // never reveal a property of a resource outside the caller's reach.
+    const visible = (type: string, filter: Filter): Filter => restrict(filter, policy, type, 's') ?? NOTHING;
     return compileSearch(request, {
       registry: this.ctx.registry,
-      resolveIds: (type: string, filter: Filter) => this.resolveIds(type, filter, session),
-      resolveReferences: async (type: string, filter: Filter, code: string) => {
+      resolveIds: (type: string, filter: Filter) => this.resolveIds(type, visible(type, filter), session),
+      resolveReferences: async (type: string, f: Filter, code: string) => {
+        const filter = visible(type, f);
         const docs = await this.ctx.store.find(
           type,
           { ...filter, deleted: false },
@@ -69,11 +83,15 @@ export class SearchService implements Searcher {
     params: Array<[string, string]>,
     limit: number,
     session?: Session,
+    policy: AccessPolicy = openAccess(),
   ): Promise<string[]> {
     // Criteria of conditional interactions are always strict: an ignored parameter would widen
     // the match and update or delete the wrong resource.
     const request = parseSearchRequest(type, params, this.ctx.registry, { strict: true });
-    const { filter } = await this.compile(request, session);
+    const { filter: compiled } = await this.compile(request, policy, session);
+    // Resources the caller may not see do not match (and so cannot be changed through criteria).
+    const filter = restrict(compiled, policy, type, 's');
+    if (!filter) return [];
     const docs = await this.ctx.store.find(type, filter, {
       projection: { _id: 1 },
       limit,
@@ -84,7 +102,7 @@ export class SearchService implements Searcher {
   }
 
   /** _include and _revinclude (search.html#include), iterating where asked. */
-  async includes(request: SearchRequest, matches: CurrentDoc[]): Promise<CurrentDoc[]> {
+  async includes(request: SearchRequest, matches: CurrentDoc[], policy: AccessPolicy): Promise<CurrentDoc[]> {
     const seen = new Set(matches.map((d) => `${(d.resource as Resource).resourceType}/${d._id}`));
     const out: CurrentDoc[] = [];
     let frontier = matches;
@@ -99,11 +117,11 @@ export class SearchService implements Searcher {
       };
       for (const inc of request.include) {
         if (round > 0 && !inc.iterate) continue;
-        for (const d of await this.forwardIncludes(inc, frontier)) add(d);
+        for (const d of await this.forwardIncludes(inc, frontier, policy)) add(d);
       }
       for (const inc of request.revinclude) {
         if (round > 0 && !inc.iterate) continue;
-        for (const d of await this.reverseIncludes(inc, frontier)) add(d);
+        for (const d of await this.reverseIncludes(inc, frontier, policy)) add(d);
       }
       frontier = next;
     }
@@ -117,7 +135,11 @@ export class SearchService implements Searcher {
       .map((p) => p.code);
   }
 
-  private async forwardIncludes(inc: IncludeTarget, sources: CurrentDoc[]): Promise<CurrentDoc[]> {
+  private async forwardIncludes(
+    inc: IncludeTarget,
+    sources: CurrentDoc[],
+    policy: AccessPolicy,
+  ): Promise<CurrentDoc[]> {
     const byType = new Map<string, Set<string>>();
     for (const d of sources) {
       const type = (d.resource as Resource).resourceType;
@@ -135,12 +157,17 @@ export class SearchService implements Searcher {
     const out: CurrentDoc[] = [];
     for (const [t, ids] of byType) {
       if (!this.ctx.registry.isResourceType(t)) continue;
-      out.push(...(await this.ctx.store.find(t, { _id: { $in: [...ids] }, deleted: false })));
+      const filter = restrict({ _id: { $in: [...ids] }, deleted: false }, policy, t, 'r');
+      if (filter) out.push(...(await this.ctx.store.find(t, filter)));
     }
     return out;
   }
 
-  private async reverseIncludes(inc: IncludeTarget, targets: CurrentDoc[]): Promise<CurrentDoc[]> {
+  private async reverseIncludes(
+    inc: IncludeTarget,
+    targets: CurrentDoc[],
+    policy: AccessPolicy,
+  ): Promise<CurrentDoc[]> {
     const refs = targets.map((d) => `${(d.resource as Resource).resourceType}/${d._id}`);
     if (refs.length === 0) return [];
     const types = inc.type === '*' ? this.ctx.registry.resourceTypes : [inc.type];
@@ -148,11 +175,13 @@ export class SearchService implements Searcher {
     for (const t of types) {
       const codes = this.refParams(t, { ...inc, type: t });
       if (codes.length === 0) continue;
-      const filter: Filter = {
-        deleted: false,
-        $or: codes.map((c) => ({ [`idx.${c}`]: { $elemMatch: { r: { $in: refs } } } })),
-      };
-      out.push(...(await this.ctx.store.find(t, filter, { limit: MAX_INCLUDES })));
+      const filter = restrict(
+        { deleted: false, $or: codes.map((c) => ({ [`idx.${c}`]: { $elemMatch: { r: { $in: refs } } } })) },
+        policy,
+        t,
+        's',
+      );
+      if (filter) out.push(...(await this.ctx.store.find(t, filter, { limit: MAX_INCLUDES })));
     }
     return out;
   }
@@ -191,6 +220,7 @@ async function runSearch(
   extraFilter?: (type: string) => Filter | undefined,
 ): Promise<void> {
   const svc = searcherOf(ctx);
+  const policy = accessOf(res);
   const strict = parsePrefer(req).handling === 'strict';
   const request = parseSearchRequest(types?.length === 1 ? types[0] : undefined, params, ctx.registry, {
     strict,
@@ -203,11 +233,14 @@ async function runSearch(
   let remainingSkip = offset;
   let remaining = request.summary === 'count' ? 0 : count;
   const pages: Page[] = [];
+  for (const type of searchTypes) policy.require(type, 's');
   for (const type of searchTypes) {
-    const { filter: compiled, sort } = await svc.compile({ ...request, resourceType: type });
+    const { filter: compiled, sort } = await svc.compile({ ...request, resourceType: type }, policy);
     const extra = extraFilter?.(type);
     if (extraFilter && !extra) continue;
-    const filter = extra ? { $and: [compiled, extra] } : compiled;
+    // What the token may not see is not found: the search answers as if it did not exist.
+    const filter = restrict(extra ? { $and: [compiled, extra] } : compiled, policy, type, 's');
+    if (!filter) continue;
     const n = wantTotal || searchTypes.length > 1 ? await ctx.store.count(type, filter) : undefined;
     if (n !== undefined) total += n;
     if (remaining > 0 && (n === undefined || remainingSkip < n)) {
@@ -221,7 +254,15 @@ async function runSearch(
   }
   const matches = pages.flatMap((p) => p.docs);
   const included =
-    request.include.length + request.revinclude.length > 0 ? await svc.includes(request, matches) : [];
+    request.include.length + request.revinclude.length > 0
+      ? await svc.includes(request, matches, policy)
+      : [];
+  const patients = new Set<string>();
+  for (const d of [...matches, ...included]) {
+    const r = d.resource as Resource;
+    for (const p of patientsOf(ctx.registry, r.resourceType, d._id, d.idx)) patients.add(p);
+  }
+  noteAccess(res, { count: matches.length + included.length, patients: [...patients] });
   const entry: BundleEntry[] = [];
   const shape = (r: Resource): Resource => subset(r, ctx.registry, request.summary, request.elements);
   for (const d of matches) {
@@ -290,13 +331,21 @@ function knownType(ctx: AppContext, type: string): string {
 /** GET [base]/[type]?... */
 export async function typeSearch(ctx: AppContext, req: Request, res: Response): Promise<void> {
   const type = typeParam(ctx, req);
-  await runSearch(ctx, req, res, `/${type}`, [type], queryPairs(req));
+  const params = queryPairs(req);
+  noteAccess(res, {
+    interaction: 'search-type',
+    resourceType: type,
+    query: new URLSearchParams(params).toString(),
+  });
+  await runSearch(ctx, req, res, `/${type}`, [type], params);
 }
 
 /** POST [base]/[type]/_search with form parameters (and any in the URL). */
 export async function typeSearchPost(ctx: AppContext, req: Request, res: Response): Promise<void> {
   const type = typeParam(ctx, req);
+  noteAccess(res, { interaction: 'search-type', resourceType: type });
   const params = [...queryPairs(req), ...(await readForm(req, ctx.config))];
+  noteAccess(res, { query: new URLSearchParams(params).toString() });
   await runSearch(ctx, req, res, `/${type}`, [type], params);
 }
 
@@ -312,6 +361,12 @@ export async function systemSearch(ctx: AppContext, req: Request, res: Response)
 export async function compartmentSearch(ctx: AppContext, req: Request, res: Response): Promise<void> {
   const id = checkId(req.params.id as string);
   const target = req.params.compartmentType as string;
+  noteAccess(res, {
+    interaction: 'search-compartment',
+    resourceType: target,
+    query: new URLSearchParams(queryPairs(req)).toString(),
+    patients: [id],
+  });
   const types = target === '*' ? [...ctx.registry.patientCompartment.keys()] : [knownType(ctx, target)];
   const ref = `Patient/${id}`;
   const extra = (type: string): Filter | undefined => {

@@ -31,11 +31,15 @@ export interface WriteResult {
   lastUpdated: string;
   /** True when the write created the resource (201), false when it updated one (200). */
   created: boolean;
+  /** The search index extracted from the new version. */
+  idx: Record<string, unknown>;
 }
 
 export interface DeleteResult {
   /** The tombstone's version, or undefined when there was nothing live to delete. */
   versionId?: number;
+  /** The version that was deleted. */
+  before?: CurrentDoc;
 }
 
 export interface HistoryQuery {
@@ -109,6 +113,11 @@ export class ResourceStore {
 
   async vread(type: string, id: string, versionId: number): Promise<HistoryDoc | null> {
     return this.history.findOne({ _id: historyId(type, id, versionId) });
+  }
+
+  /** The search index of a resource (e.g. a history version, whose index is not stored). */
+  indexOf(resource: Resource): Record<string, unknown> {
+    return this.extractor.extract(resource);
   }
 
   async find(type: string, filter: Filter, options?: FindOptions): Promise<CurrentDoc[]> {
@@ -233,12 +242,16 @@ export class ResourceStore {
     type: string,
     id: string,
     resource: Resource,
-    options: { ifMatch?: number; method?: HistoryMethod } = {},
+    options: { ifMatch?: number; method?: HistoryMethod; canReplace?: (current: Resource) => boolean } = {},
     session?: Session,
   ): Promise<WriteResult> {
     await this.ensureIndexes(type);
     return this.atomically(async (s) => {
       const cur = await this.read(type, id, s);
+      // The caller may not see the current version: it must look as if it did not exist, and
+      // must not be overwritten through update-as-create.
+      if (cur?.resource && options.canReplace && !options.canReplace(cur.resource))
+        throw notFound(`${type}/${id} does not exist`);
       if (options.ifMatch !== undefined) {
         if (!cur || cur.deleted) throw preconditionFailed(`If-Match given but ${type}/${id} does not exist`);
         if (cur.versionId !== options.ifMatch)
@@ -257,7 +270,7 @@ export class ResourceStore {
   async modify(
     type: string,
     id: string,
-    change: (current: Resource) => Resource,
+    change: (current: Resource) => Resource | Promise<Resource>,
     options: { ifMatch?: number; method?: HistoryMethod } = {},
     session?: Session,
   ): Promise<WriteResult> {
@@ -269,7 +282,7 @@ export class ResourceStore {
         throw preconditionFailed(
           `Version conflict: ${type}/${id} is at version ${cur.versionId}, If-Match says ${options.ifMatch}`,
         );
-      return this.put(type, id, change(cur.resource), options.method ?? 'PATCH', cur, s);
+      return this.put(type, id, await change(cur.resource), options.method ?? 'PATCH', cur, s);
     }, session);
   }
 
@@ -277,11 +290,13 @@ export class ResourceStore {
   async delete(
     type: string,
     id: string,
-    options: { ifMatch?: number } = {},
+    options: { ifMatch?: number; canDelete?: (current: Resource) => boolean } = {},
     session?: Session,
   ): Promise<DeleteResult> {
     return this.atomically(async (s) => {
       const cur = await this.read(type, id, s);
+      if (cur?.resource && options.canDelete && !options.canDelete(cur.resource))
+        throw notFound(`${type}/${id} does not exist`);
       if (options.ifMatch !== undefined && (!cur || cur.deleted || cur.versionId !== options.ifMatch)) {
         throw preconditionFailed(
           `Version conflict: If-Match does not name the current version of ${type}/${id}`,
@@ -305,7 +320,7 @@ export class ResourceStore {
         cur,
         s,
       );
-      return { versionId };
+      return { versionId, before: cur };
     }, session);
   }
 
@@ -338,7 +353,7 @@ export class ResourceStore {
       cur,
       session,
     );
-    return { resource: stored, versionId, lastUpdated, created: !cur || cur.deleted };
+    return { resource: stored, versionId, lastUpdated, created: !cur || cur.deleted, idx };
   }
 
   private async writeVersion(

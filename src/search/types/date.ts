@@ -1,8 +1,18 @@
 import { badRequest } from '../../fhir/errors';
 import type { Filter } from '../../store/backend';
 import type { SearchValue } from '../request';
-import { field, isRecord, MAX_VALUE, MIN_VALUE, missingFilter, orOf, str, type ValueNode } from './common';
-import { sortKeysOf, type SortKeys } from './common';
+import {
+  field,
+  isRecord,
+  MAX_VALUE,
+  MIN_VALUE,
+  missingFilter,
+  orOf,
+  str,
+  type ValueNode,
+  sortKeysOf,
+  type SortKeys,
+} from './common';
 
 /**
  * Date parameters (R4 search.html#date).

@@ -14,8 +14,9 @@ import {
   parseDecimal,
   type DecimalRange,
   type ValueNode,
+  sortKeysOf,
+  type SortKeys,
 } from './common';
-import { sortKeysOf, type SortKeys } from './common';
 
 /**
  * Number parameters (R4 search.html#number).

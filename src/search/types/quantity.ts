@@ -14,8 +14,9 @@ import {
   str,
   type DecimalRange,
   type ValueNode,
+  sortKeysOf,
+  type SortKeys,
 } from './common';
-import { sortKeysOf, type SortKeys } from './common';
 import { numberEntryCondition, parseNumberValue, valueCondition } from './number';
 import { canonicalUnit, UCUM_SYSTEM } from './ucum';
 

@@ -1,8 +1,16 @@
 import { badRequest } from '../../fhir/errors';
 import type { Filter } from '../../store/backend';
 import type { SearchValue } from '../request';
-import { field, isRecord, missingFilter, orOf, str, type ValueNode } from './common';
-import { sortKeysOf, type SortKeys } from './common';
+import {
+  field,
+  isRecord,
+  missingFilter,
+  orOf,
+  str,
+  type ValueNode,
+  sortKeysOf,
+  type SortKeys,
+} from './common';
 
 /**
  * Reference parameters (R4 search.html#reference).

@@ -10,8 +10,9 @@ import {
   orOf,
   str,
   type ValueNode,
+  sortKeysOf,
+  type SortKeys,
 } from './common';
-import { sortKeysOf, type SortKeys } from './common';
 
 /**
  * String parameters (R4 search.html#string).

@@ -11,8 +11,9 @@ import {
   orOf,
   str,
   type ValueNode,
+  sortKeysOf,
+  type SortKeys,
 } from './common';
-import { sortKeysOf, type SortKeys } from './common';
 
 /**
  * Token parameters (R4 search.html#token).

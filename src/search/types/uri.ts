@@ -1,8 +1,17 @@
 import { badRequest } from '../../fhir/errors';
 import type { Filter } from '../../store/backend';
 import type { SearchValue } from '../request';
-import { escapeRegex, field, isRecord, missingFilter, orOf, str, type ValueNode } from './common';
-import { sortKeysOf, type SortKeys } from './common';
+import {
+  escapeRegex,
+  field,
+  isRecord,
+  missingFilter,
+  orOf,
+  str,
+  type ValueNode,
+  sortKeysOf,
+  type SortKeys,
+} from './common';
 
 /**
  * Uri parameters (R4 search.html#uri).
