@@ -45,6 +45,9 @@ const PREFIXED_TYPES = new Set(['number', 'date', 'quantity']);
 /** A parameter that cannot be honoured: an error under strict handling, reported under lenient. */
 class Unknown extends Error {}
 
+/** A parameter without any value: ignored, as if absent. */
+class Empty extends Error {}
+
 /** Splits at `sep` not escaped by a backslash; the parts keep their escapes. */
 export function splitEscaped(value: string, sep: string): string[] {
   const out: string[] = [];
@@ -133,11 +136,12 @@ class Parser {
     if (ptype === 'special' && code !== '_text' && code !== '_content') {
       throw new Unknown(`Search parameter '${code}' is not supported`);
     }
-    if (raw === '' && modifier !== 'missing') throw badRequest(`Empty value for search parameter '${code}'`);
     const valueType: ParamType = modifier === 'missing' ? 'token' : ptype;
-    const values = splitEscaped(raw, ',').map((v) =>
-      valueType === 'composite' ? this.composite(param, v) : parseValue(v, valueType, code),
-    );
+    // Empty values (`name=`, or the empty item of `name=a,`) say nothing: they are dropped.
+    const values = splitEscaped(raw, ',')
+      .filter((v) => v !== '')
+      .map((v) => (valueType === 'composite' ? this.composite(param, v) : parseValue(v, valueType, code)));
+    if (values.length === 0) throw new Empty();
     return { kind: 'param', code, type: ptype, modifier, values };
   }
 
@@ -352,6 +356,7 @@ export function parseSearchRequest(
           request.filters.push(parser.filter(resourceType, key, value, request.types));
       }
     } catch (e) {
+      if (e instanceof Empty) continue;
       if (!(e instanceof Unknown)) throw e;
       parser.unknown(e.message, key, request.ignored);
     }

@@ -144,6 +144,12 @@ describe('parseSearchRequest', () => {
       sort: [{ code: 'name', descending: false }],
     });
   });
+  it('a parameter with an empty value is ignored', () => {
+    expect(parse('Patient', 'name=&birthdate=').filters).toEqual([]);
+  });
+  it('empty items of an OR list are dropped', () => {
+    expect(parse('Patient', 'name=a,')).toMatchObject({ filters: [{ values: [{ value: 'a' }] }] });
+  });
   it('malformed values are 400 even when lenient', () => {
     expect(statusOf(() => parse('Patient', 'birthdate=notadate', false))).toBe(400);
   });
