@@ -23,7 +23,11 @@ async function openBackend(config: Config, log: Logger): Promise<Backend> {
   if (config.mongodbUri) {
     return connectMongo(config.mongodbUri, config.mongodbDb, (msg) => log.info(msg));
   }
-  return EmbeddedBackend.open({ dataDir: config.dataDir, log: (msg, fields) => log.info(fields ?? {}, msg) });
+  return EmbeddedBackend.open({
+    dataDir: config.dataDir,
+    autoIndexPrefix: 'idx.',
+    log: (msg, fields) => log.info(fields ?? {}, msg),
+  });
 }
 
 /** Assembles the server from a config: definitions -> store -> app. Does not listen. */

@@ -168,6 +168,63 @@ describe('embedded engine', () => {
     await b.close();
   });
 
+  test('auto-built indexes give the same answers as a scan', async () => {
+    interface Obs {
+      _id: string;
+      deleted: boolean;
+      idx: { code?: Array<{ s: string; c: string }>; subject?: Array<{ r: string }> };
+    }
+    const built: string[] = [];
+    const b = await EmbeddedBackend.open({
+      dataDir: dir,
+      autoIndexPrefix: 'idx.',
+      log: (msg, fields) => {
+        if (msg === 'embedded store built an index') built.push(String(fields?.field));
+      },
+    });
+    const c = b.collection<Obs>('Observation');
+    const docs: Obs[] = Array.from({ length: 300 }, (_, i) => ({
+      _id: `o${i}`,
+      deleted: i % 10 === 0,
+      idx: {
+        code: [
+          { s: 'http://loinc.org', c: `c${i % 7}` },
+          ...(i % 3 === 0 ? [{ s: 'http://snomed.info/sct', c: 'x' }] : []),
+        ],
+        ...(i % 5 === 0 ? {} : { subject: [{ r: `Patient/p${i % 11}` }] }),
+      },
+    }));
+    await Promise.all(docs.map((d) => c.insertOne(d)));
+    const filters = [
+      { $and: [{ deleted: false }, { 'idx.code': { $elemMatch: { s: 'http://loinc.org', c: 'c3' } } }] },
+      { $and: [{ deleted: false }, { $or: [{ 'idx.code.c': 'c1' }, { 'idx.code.c': 'x' }] }] },
+      { 'idx.subject.r': { $in: ['Patient/p1', 'Patient/p2'] } },
+      { $and: [{ 'idx.subject.r': 'Patient/p4' }, { 'idx.code.c': 'c2' }] },
+      { $or: [{ 'idx.subject.r': 'Patient/p4' }, { 'idx.subject': { $exists: false } }] },
+      { 'idx.code': { $elemMatch: { c: 'nope' } } },
+    ];
+    const { Query } = await import('mingo');
+    for (const f of filters) {
+      const expected = docs
+        .filter((d) => new Query(f, {}).test(d))
+        .map((d) => d._id)
+        .sort();
+      const got = (await c.find(f)).map((d) => d._id).sort();
+      expect(got).toEqual(expected);
+    }
+    expect(built).toEqual(expect.arrayContaining(['idx.code.s', 'idx.code.c', 'idx.subject.r']));
+    // Writes after the index exists keep it right.
+    await c.replaceOne(
+      { _id: 'o3' },
+      { _id: 'o3', deleted: false, idx: { code: [{ s: 'http://loinc.org', c: 'c1' }] } },
+    );
+    await c.deleteOne({ _id: 'o1' });
+    const got = (await c.find(filters[1] as Record<string, unknown>)).map((d) => d._id);
+    expect(got).toContain('o3');
+    expect(got).not.toContain('o1');
+    await b.close();
+  });
+
   test('a second process cannot open the same data directory', async () => {
     const b = await open();
     fs.writeFileSync(path.join(dir, 'LOCK'), String(process.ppid));

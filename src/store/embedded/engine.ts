@@ -25,6 +25,9 @@ import { readSnapshot, writeSnapshot } from './snapshot';
 
 type Doc = BaseDoc & Record<string, unknown>;
 
+/** Below this many documents a scan is as fast as an index: do not build one. */
+const AUTO_INDEX_MIN = 64;
+
 /** One write: the collection, the id, and the document after it (null: deleted). */
 interface Op {
   c: string;
@@ -63,6 +66,12 @@ class CollectionData {
 
 export interface EmbeddedOptions {
   dataDir: string;
+  /**
+   * Paths with this prefix get a single-field index built the first time a query could use one
+   * (equality, $in, or $elemMatch equality) on a collection of at least AUTO_INDEX_MIN documents.
+   * The ResourceStore passes 'idx.' so token and reference searches never scan a whole type.
+   */
+  autoIndexPrefix?: string;
   /** Compact when the journal passes this many bytes (and is larger than the last snapshot). */
   compactBytes?: number;
   log?: (msg: string, fields?: Record<string, unknown>) => void;
@@ -94,6 +103,7 @@ export class EmbeddedBackend implements Backend {
   private generation = 0;
   private compacting: Promise<void> | undefined;
   private readonly compactBytes: number;
+  private readonly autoIndexPrefix: string | undefined;
   private readonly log: (msg: string, fields?: Record<string, unknown>) => void;
   private lockFile: string;
   private closed = false;
@@ -103,6 +113,7 @@ export class EmbeddedBackend implements Backend {
     options: EmbeddedOptions,
   ) {
     this.compactBytes = options.compactBytes ?? 64 * 1024 * 1024;
+    this.autoIndexPrefix = options.autoIndexPrefix;
     this.log = options.log ?? (() => undefined);
     this.lockFile = path.join(dataDir, 'LOCK');
   }
@@ -260,7 +271,7 @@ export class EmbeddedBackend implements Backend {
     const w = s?.writes.get(c);
     const q = new Query(filter, {});
     const out: Doc[] = [];
-    const cand = cd ? candidateIds(filter, (f) => cd.byField.get(f)) : undefined;
+    const cand = cd ? candidateIds(filter, (f) => this.indexFor(c, cd, f)) : undefined;
     if (cand) {
       for (const id of cand) {
         if (w?.has(id)) continue;
@@ -272,6 +283,16 @@ export class EmbeddedBackend implements Backend {
     }
     if (w) for (const d of w.values()) if (d && q.test(d)) out.push(d);
     return out;
+  }
+
+  private indexFor(c: string, cd: CollectionData, field: string): SecondaryIndex | undefined {
+    const existing = cd.byField.get(field);
+    if (existing) return existing;
+    if (!this.autoIndexPrefix || !field.startsWith(this.autoIndexPrefix) || cd.docs.size < AUTO_INDEX_MIN)
+      return undefined;
+    cd.addIndex({ name: `auto_${field}`, key: { [field]: 1 } });
+    this.log('embedded store built an index', { collection: c, field, docs: cd.docs.size });
+    return cd.byField.get(field);
   }
 
   // ---- writes ---------------------------------------------------------------------------------

@@ -98,45 +98,82 @@ export class SecondaryIndex {
 }
 
 /**
- * Ids that can match `filter` according to a single-field index, or undefined when no index helps
- * (then the caller scans). Only sound narrowings are used: equality or $in on an indexed path at the
- * top level or inside a top-level $and.
+ * Ids that can match `filter` according to single-field indexes, or undefined when no index helps
+ * (then the caller scans). Only sound narrowings (supersets of the matches) are used:
+ * - equality or $in on an indexed path;
+ * - `{path: {$elemMatch: {key: <equality>, ...}}}` through an index on `path.key`;
+ * - a `$or` whose every branch narrows (the union of the branches);
+ * - any of these at the top level or inside `$and` (the smallest wins).
+ * `indexFor` may build an index on demand (the engine's auto-indexing).
  */
 export function candidateIds(
   filter: Filter,
   indexFor: (field: string) => SecondaryIndex | undefined,
-): Set<string> | undefined {
-  let best: Set<string> | undefined;
-  const consider = (field: string, cond: unknown): void => {
-    const idx = field === '_id' ? undefined : indexFor(field);
+): ReadonlySet<string> | undefined {
+  const lookupValues = (field: string, values: unknown[]): ReadonlySet<string> | undefined => {
+    if (field === '_id') return new Set(values.filter((v): v is string => typeof v === 'string'));
+    const idx = indexFor(field);
+    if (!idx) return undefined;
+    const keys: string[] = [];
+    for (const v of values) {
+      const k = keyOf(v);
+      if (k === undefined) return undefined;
+      keys.push(k);
+    }
+    if (keys.length === 1) return idx.lookup(keys[0] as string) ?? EMPTY;
+    const out = new Set<string>();
+    for (const k of keys) for (const id of idx.lookup(k) ?? []) out.add(id);
+    return out;
+  };
+  const condition = (field: string, cond: unknown): ReadonlySet<string> | undefined => {
     const values = equalityValues(cond);
-    if (values === undefined) return;
-    let ids: Set<string>;
-    if (field === '_id') {
-      ids = new Set(values.filter((v): v is string => typeof v === 'string'));
-    } else {
-      if (!idx) return;
-      ids = new Set();
-      for (const v of values) {
-        const k = keyOf(v);
-        if (k === undefined) return;
-        for (const id of idx.lookup(k) ?? []) ids.add(id);
+    if (values !== undefined) return lookupValues(field, values);
+    if (cond && typeof cond === 'object' && !Array.isArray(cond)) {
+      const em = (cond as Doc).$elemMatch;
+      if (em && typeof em === 'object' && !Array.isArray(em)) {
+        let best: ReadonlySet<string> | undefined;
+        for (const [k, v] of Object.entries(em as Doc)) {
+          if (k.startsWith('$')) continue;
+          const vals = equalityValues(v);
+          if (vals === undefined) continue;
+          const ids = lookupValues(`${field}.${k}`, vals);
+          if (ids && (!best || ids.size < best.size)) best = ids;
+        }
+        return best;
       }
     }
-    if (!best || ids.size < best.size) best = ids;
+    return undefined;
   };
-  const walk = (f: Filter): void => {
+  const narrow = (f: Filter): ReadonlySet<string> | undefined => {
+    let best: ReadonlySet<string> | undefined;
+    const offer = (ids: ReadonlySet<string> | undefined): void => {
+      if (ids && (!best || ids.size < best.size)) best = ids;
+    };
     for (const [k, v] of Object.entries(f)) {
       if (k === '$and' && Array.isArray(v)) {
-        for (const sub of v) if (sub && typeof sub === 'object') walk(sub as Filter);
+        for (const sub of v) if (sub && typeof sub === 'object') offer(narrow(sub as Filter));
+      } else if (k === '$or' && Array.isArray(v) && v.length > 0) {
+        const union = new Set<string>();
+        let all = true;
+        for (const sub of v) {
+          const ids = sub && typeof sub === 'object' ? narrow(sub as Filter) : undefined;
+          if (!ids) {
+            all = false;
+            break;
+          }
+          for (const id of ids) union.add(id);
+        }
+        if (all) offer(union);
       } else if (!k.startsWith('$')) {
-        consider(k, v);
+        offer(condition(k, v));
       }
     }
+    return best;
   };
-  walk(filter);
-  return best;
+  return narrow(filter);
 }
+
+const EMPTY: ReadonlySet<string> = new Set();
 
 function isScalar(v: unknown): boolean {
   return typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean';
