@@ -280,7 +280,7 @@ async function patchById(
   sendWriteResult(ctx, req, res, type, w);
 }
 
-function asResourceAfterPatch(patched: unknown, type: string, id: string): Resource {
+export function asResourceAfterPatch(patched: unknown, type: string, id: string): Resource {
   if (patched === null || typeof patched !== 'object' || Array.isArray(patched))
     throw unprocessable('The patch does not leave a resource');
   const p = patched as { resourceType?: unknown; id?: unknown };
@@ -340,7 +340,7 @@ function noteDeleted(ctx: AppContext, res: Response, type: string, id: string, r
   }
 }
 
-function assertWritable(policy: AccessPolicy, resource: Resource, action: ScopeAction): void {
+export function assertWritable(policy: AccessPolicy, resource: Resource, action: ScopeAction): void {
   if (!policy.canWrite(resource, action))
     throw new FhirError(403, [issue('forbidden', `This token may not write this ${resource.resourceType}`)]);
 }

@@ -201,6 +201,8 @@ export class ResourceStore {
     guardKey: string,
     findMatches: (session?: Session) => Promise<string[]>,
     session?: Session,
+    /** The id to create under (a transaction assigns ids before it writes); a new one by default. */
+    newId?: string,
   ): Promise<WriteResult | { existing: CurrentDoc }> {
     await this.ensureIndexes(type);
     const key = `${type}?${guardKey}`;
@@ -214,7 +216,7 @@ export class ResourceStore {
         const existing = await this.read(type, ids[0] as string, s);
         if (existing && !existing.deleted) return { existing };
       }
-      const id = this.newId();
+      const id = newId ?? this.newId();
       const guard = { _id: key, type, resourceId: id };
       const old = await this.guards.findOne({ _id: key }, { session: s });
       try {
