@@ -15,7 +15,7 @@ import { indexToken, tokenSortKeys, type TokenEntry } from './types/token';
 import { indexUri, uriSortKeys } from './types/uri';
 import { textWords } from './text';
 
-type Evaluator = (resource: unknown) => unknown[];
+type Evaluator = (resource: unknown, env?: Record<string, unknown>) => unknown[];
 
 /** One `|`-separated part of a parameter's expression that applies to the resource type. */
 interface ExpressionPart {
@@ -157,7 +157,7 @@ export class IndexExtractor {
         const data = nodeData(raw);
         if (!base || data === undefined) continue;
         const perComponent = components.map((c) =>
-          this.encode(c.type, this.toNodes(this.relativeEvaluator(base, c.expression)(data))),
+          this.encode(c.type, this.toNodes(this.relativeEvaluator(base, c.expression)(data, { resource }))),
         );
         out.push(...combine(perComponent));
       }

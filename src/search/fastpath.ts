@@ -38,6 +38,12 @@ function choiceType(suffix: string): string {
   return lower in model.type2Parent ? lower : suffix;
 }
 
+/** Whether `type` is `ancestor` or derives from it (canonical is a uri, Age a Quantity). */
+function isA(type: string, ancestor: string): boolean {
+  for (let t: string | undefined = type; t; t = model.type2Parent[t]) if (t === ancestor) return true;
+  return false;
+}
+
 interface Step {
   name: string;
   /** Candidate JSON keys with the type each gives (one for ordinary elements, several for choices). */
@@ -95,7 +101,7 @@ function build(
   }
   const last = steps[steps.length - 1];
   if (!last) return undefined;
-  if (ofType && !last.keys.some((k) => k.type === ofType)) {
+  if (ofType && !last.keys.some((k) => isA(k.type, ofType))) {
     // ofType on a non-choice element whose type differs: nothing matches; keep fhirpath's answer.
     return undefined;
   }
@@ -109,7 +115,7 @@ function build(
       for (const c of current) {
         if (!isRecord(c.data)) continue;
         for (const { key, type } of step.keys) {
-          if (ofType && step === last && type !== ofType) continue;
+          if (ofType && step === last && !isA(type, ofType)) continue;
           const v = c.data[key];
           if (v === undefined || v === null) continue;
           const nodePath = BACKBONE.has(type) ? step.path : type;
