@@ -219,9 +219,26 @@ async function runSearch(
   params: Array<[string, string]>,
   extraFilter?: (type: string) => Filter | undefined,
 ): Promise<void> {
-  const svc = searcherOf(ctx);
-  const policy = accessOf(res);
   const strict = parsePrefer(req).handling === 'strict';
+  const r = await searchBundle(ctx, accessOf(res), strict, path, types, params, extraFilter);
+  noteAccess(res, { count: r.count, patients: r.patients });
+  sendJson(req, res, 200, r.bundle);
+}
+
+/**
+ * A search as a searchset Bundle, without HTTP: the handlers above and GET entries of batch and
+ * transaction Bundles (interactions/bundle.ts) share it.
+ */
+export async function searchBundle(
+  ctx: AppContext,
+  policy: AccessPolicy,
+  strict: boolean,
+  path: string,
+  types: string[] | undefined,
+  params: Array<[string, string]>,
+  extraFilter?: (type: string) => Filter | undefined,
+): Promise<{ bundle: Bundle; count: number; patients: string[] }> {
+  const svc = searcherOf(ctx);
   const request = parseSearchRequest(types?.length === 1 ? types[0] : undefined, params, ctx.registry, {
     strict,
   });
@@ -262,7 +279,6 @@ async function runSearch(
     const r = d.resource as Resource;
     for (const p of patientsOf(ctx.registry, r.resourceType, d._id, d.idx)) patients.add(p);
   }
-  noteAccess(res, { count: matches.length + included.length, patients: [...patients] });
   const entry: BundleEntry[] = [];
   const shape = (r: Resource): Resource => subset(r, ctx.registry, request.summary, request.elements);
   for (const d of matches) {
@@ -310,7 +326,7 @@ async function runSearch(
     });
   }
   if (entry.length > 0) bundle.entry = entry;
-  sendJson(req, res, 200, bundle);
+  return { bundle, count: matches.length + included.length, patients: [...patients] };
 }
 
 async function liveTypes(ctx: AppContext): Promise<string[]> {
