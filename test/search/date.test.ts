@@ -46,6 +46,15 @@ describe('date search', () => {
     expect(await matches(encounter('2020-01-05', '2020-01-09'), 'date=2020-01')).toBe(true);
     expect(await matches(encounter('2019-12-30', '2020-01-09'), 'date=2020-01')).toBe(false);
   });
+  it('date=2020-01 matches a Period covering January', async () => {
+    expect(await matches(encounter('2020-01-01', '2020-01-31'), 'date=2020-01')).toBe(true);
+    expect(await matches(encounter('2020-01-01T00:00:00Z', '2020-01-31T23:59:59Z'), 'date=2020-01')).toBe(
+      true,
+    );
+  });
+  it('date=2020-01 does not match a Period reaching into February (eq needs containment)', async () => {
+    expect(await matches(encounter('2020-01-01', '2020-02-01'), 'date=2020-01')).toBe(false);
+  });
   it('date=ge2020-01 matches a Period still running after January', async () => {
     expect(await matches(encounter('2019-12-30', '2020-03-01'), 'date=ge2020-01')).toBe(true);
   });
