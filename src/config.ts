@@ -14,6 +14,10 @@ export interface Config {
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   maxBody: number;
   maxJsonDepth: number;
+  /** AUDIT: record an AuditEvent for every interaction (default on). */
+  audit: boolean;
+  /** AUDIT_SOURCE: this server's identity in AuditEvent.source.observer (default: the BASE_URL host). */
+  auditSource: string;
 }
 
 export class ConfigError extends Error {
@@ -72,6 +76,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const logLevel = (env.LOG_LEVEL?.trim().toLowerCase() || 'info') as Config['logLevel'];
   if (!LOG_LEVELS.includes(logLevel))
     throw new ConfigError(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, got "${env.LOG_LEVEL}"`);
+  const rawAudit = env.AUDIT?.trim().toLowerCase() || 'on';
+  if (!['on', 'off'].includes(rawAudit)) throw new ConfigError(`AUDIT must be on or off, got "${env.AUDIT}"`);
+  const auditSource = env.AUDIT_SOURCE?.trim() || url.host;
   return {
     port,
     host,
@@ -84,5 +91,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logLevel,
     maxBody: bytes(env, 'MAX_BODY', 16 * 1024 * 1024),
     maxJsonDepth: int(env, 'MAX_JSON_DEPTH', 64, 8, 1000),
+    audit: rawAudit === 'on',
+    auditSource,
   };
 }
