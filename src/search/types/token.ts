@@ -107,7 +107,7 @@ export function indexToken(nodes: ValueNode[]): TokenEntry[] {
   const out: TokenEntry[] = [];
   for (const node of nodes) {
     for (const e of entriesOf(node)) {
-      const key = JSON.stringify(e);
+      const key = `${e.s ?? ''}\u0000${e.c ?? ''}\u0000${e.t ?? ''}\u0000${e.ty?.join('\u0001') ?? ''}`;
       if (seen.has(key)) continue;
       seen.add(key);
       out.push(e);
