@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { loadAuthConfig, type AuthConfig } from './auth/config';
 
 export interface Config {
   port: number;
@@ -18,6 +19,8 @@ export interface Config {
   audit: boolean;
   /** AUDIT_SOURCE: this server's identity in AuditEvent.source.observer (default: the BASE_URL host). */
   auditSource: string;
+  /** AUTH, SMART_*, CORS_ORIGINS, ALLOW_NO_AUTH (src/auth/config.ts). */
+  auth: AuthConfig;
 }
 
 export class ConfigError extends Error {
@@ -79,6 +82,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const rawAudit = env.AUDIT?.trim().toLowerCase() || 'on';
   if (!['on', 'off'].includes(rawAudit)) throw new ConfigError(`AUDIT must be on or off, got "${env.AUDIT}"`);
   const auditSource = env.AUDIT_SOURCE?.trim() || url.host;
+  let auth: AuthConfig;
+  try {
+    auth = loadAuthConfig(env, baseUrl);
+  } catch (e) {
+    throw new ConfigError(e instanceof Error ? e.message : String(e));
+  }
   return {
     port,
     host,
@@ -93,5 +102,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxJsonDepth: int(env, 'MAX_JSON_DEPTH', 64, 8, 1000),
     audit: rawAudit === 'on',
     auditSource,
+    auth,
   };
 }
