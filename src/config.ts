@@ -10,6 +10,8 @@ export interface Config {
   mountPath: string;
   mongodbUri?: string;
   mongodbDb: string;
+  /** Bulk export (BULK_*; src/bulk/). */
+  bulk: BulkConfig;
   dataDir: string;
   profilesDir: string;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -21,6 +23,21 @@ export interface Config {
   auditSource: string;
   /** AUTH, SMART_*, CORS_ORIGINS, ALLOW_NO_AUTH (src/auth/config.ts). */
   auth: AuthConfig;
+}
+
+export interface BulkConfig {
+  /** BULK_DIR: where export output files are written (default DATA_DIR/exports). */
+  dir: string;
+  /** BULK_MAX_JOBS: export jobs queued or running at once; more kick-offs get 429. */
+  maxJobs: number;
+  /** BULK_CONCURRENCY: jobs that make progress at the same time (the others wait in the queue). */
+  concurrency: number;
+  /** BULK_FILE_MAX_RESOURCES: resources per NDJSON file before a new file is started. */
+  fileMaxResources: number;
+  /** BULK_FILE_MAX_BYTES: size after which a new NDJSON file is started. */
+  fileMaxBytes: number;
+  /** BULK_CHUNK: resources written between two yields to interactive requests. */
+  chunk: number;
 }
 
 export class ConfigError extends Error {
@@ -76,6 +93,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const mongodbDb = env.MONGODB_DB?.trim() || 'fhir';
   if (!/^[A-Za-z0-9_-]{1,63}$/.test(mongodbDb))
     throw new ConfigError(`MONGODB_DB must be a plain database name, got "${mongodbDb}"`);
+  const dataDir = path.resolve(env.DATA_DIR?.trim() || './data');
+  const bulk: BulkConfig = {
+    dir: path.resolve(env.BULK_DIR?.trim() || path.join(dataDir, 'exports')),
+    maxJobs: int(env, 'BULK_MAX_JOBS', 4, 1, 1000),
+    concurrency: int(env, 'BULK_CONCURRENCY', 2, 1, 100),
+    fileMaxResources: int(env, 'BULK_FILE_MAX_RESOURCES', 50_000, 1, 100_000_000),
+    fileMaxBytes: bytes(env, 'BULK_FILE_MAX_BYTES', 256 * 1024 * 1024),
+    chunk: int(env, 'BULK_CHUNK', 200, 1, 100_000),
+  };
   const logLevel = (env.LOG_LEVEL?.trim().toLowerCase() || 'info') as Config['logLevel'];
   if (!LOG_LEVELS.includes(logLevel))
     throw new ConfigError(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, got "${env.LOG_LEVEL}"`);
@@ -95,7 +121,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     mountPath,
     mongodbUri,
     mongodbDb,
-    dataDir: path.resolve(env.DATA_DIR?.trim() || './data'),
+    dataDir,
+    bulk,
     profilesDir: path.resolve(env.PROFILES_DIR?.trim() || './profiles'),
     logLevel,
     maxBody: bytes(env, 'MAX_BODY', 16 * 1024 * 1024),
