@@ -12,6 +12,7 @@ import type {
 import { andOf, escapeRegex, field, normalizeText, orOf, sortField } from './types/common';
 import { compositeComponents, compositeFilter } from './types/composite';
 import { dateFilter, parseDateRange } from './types/date';
+import { nearFilter } from './types/near';
 import { numberFilter } from './types/number';
 import { quantityFilter } from './types/quantity';
 import { parseLiteral, referenceFilter, referenceToAny } from './types/reference';
@@ -117,6 +118,9 @@ class Compiler {
         if (!param) throw badRequest(`Unknown composite parameter '${code}'`);
         return compositeFilter(code, modifier, values, compositeComponents(param, this.ctx.registry));
       }
+      case 'special':
+        if (code === 'near') return nearFilter(code, modifier, values);
+        throw notSupported(`Search parameter '${code}' is not supported`);
       default:
         throw notSupported(`Search parameter '${code}' of type ${f.type} is not supported`);
     }

@@ -12,6 +12,7 @@ import { indexQuantity, quantitySortKeys, type QuantityEntry } from './types/qua
 import { indexReference, referenceSortKeys, type ReferenceEntry } from './types/reference';
 import { indexString, stringSortKeys, type StringEntry } from './types/string';
 import { indexToken, tokenSortKeys, type TokenEntry } from './types/token';
+import { indexNear } from './types/near';
 import { indexUri, uriSortKeys } from './types/uri';
 import { textWords } from './text';
 
@@ -143,6 +144,8 @@ export class IndexExtractor {
         return indexQuantity(nodes);
       case 'uri':
         return indexUri(nodes);
+      case 'special':
+        return indexNear(nodes);
       default:
         return [];
     }
@@ -193,12 +196,9 @@ export class IndexExtractor {
 
   private compilePlan(type: string, param: SearchParameter): ParamPlan | undefined {
     // _id and _lastUpdated are the document's own _id and lastUpdated (compile.ts queries them there).
-    if (
-      !param.expression ||
-      param.type === 'special' ||
-      param.code === '_id' ||
-      param.code === '_lastUpdated'
-    ) {
+    // Of the special parameters only Location near has an index (types/near.ts).
+    const special = param.type === 'special' && !(param.code === 'near' && type === 'Location');
+    if (!param.expression || special || param.code === '_id' || param.code === '_lastUpdated') {
       return undefined;
     }
     const parts: ExpressionPart[] = [];

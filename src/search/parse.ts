@@ -133,7 +133,7 @@ class Parser {
         MODIFIERS[ptype]?.has(modifier) || (ptype === 'reference' && this.registry.isResourceType(modifier));
       if (!known) throw new Unknown(`Unknown modifier '${code}:${modifier}'`);
     }
-    if (ptype === 'special' && code !== '_text' && code !== '_content') {
+    if (ptype === 'special' && code !== '_text' && code !== '_content' && code !== 'near') {
       throw new Unknown(`Search parameter '${code}' is not supported`);
     }
     const valueType: ParamType = modifier === 'missing' ? 'token' : ptype;
