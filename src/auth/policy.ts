@@ -15,6 +15,11 @@ export interface Agent {
   patient?: string;
   /** The client's network address. */
   address?: string;
+  /**
+   * The level of the token's scopes (SMART `patient/`, `user/`, `system/`); undefined when no
+   * token is involved (AUTH=none). Bulk export at system level needs 'system' when set.
+   */
+  scopeLevel?: 'patient' | 'user' | 'system';
 }
 
 /**
