@@ -1,10 +1,12 @@
 import express, { type NextFunction, type Request, type Response } from 'express';
+import { authLayer } from './auth/middleware';
 import { methodNotAllowed, notFound } from './fhir/errors';
 import { flatQueryParser } from './http/query';
 import { requestId } from './http/request-id';
 import { errorHandler, responseType } from './http/respond';
 import { metadataHandler, type Features } from './interactions/capabilities';
 import type { AppContext } from './interactions/context';
+import { bundleHandler } from './interactions/bundle';
 import * as crud from './interactions/crud';
 import { history } from './interactions/history';
 import * as search from './interactions/search';
@@ -13,7 +15,7 @@ type Handler = (ctx: AppContext, req: Request, res: Response) => Promise<void>;
 
 /**
  * The Express application. Middleware order is the security story, read top-down:
- * request id -> access log -> content negotiation -> routes -> 404/405 -> the one error renderer.
+ * request id -> access log -> security headers, CORS, auth -> content negotiation -> routes -> 404/405 -> the one error renderer.
  */
 export function createApp(ctx: AppContext): express.Express {
   const app = express();
@@ -40,6 +42,17 @@ export function createApp(ctx: AppContext): express.Express {
     next();
   });
 
+  // Security headers, CORS, SMART discovery and the bearer token (AUTH=smart): after the request id,
+  // access log and audit, so refusals are logged and audited; before any FHIR route.
+  app.use(
+    authLayer({
+      config: ctx.config,
+      registry: ctx.registry,
+      indexOf: (r) => ctx.store.indexOf(r),
+      log: ctx.log,
+    }),
+  );
+
   const router = express.Router({ caseSensitive: true, strict: false });
   const h =
     (fn: Handler) =>
@@ -54,6 +67,7 @@ export function createApp(ctx: AppContext): express.Express {
   router.get('/metadata', metadataHandler(ctx, search.FEATURES));
   router.get('/_history', h(history));
   router.get('/', h(search.systemSearch));
+  router.post('/', h(bundleHandler));
   router.get('/:type/_history', h(history));
   router.post('/:type/_search', h(search.typeSearchPost));
   router.get('/:type', h(search.typeSearch));
@@ -70,6 +84,7 @@ export function createApp(ctx: AppContext): express.Express {
   router.get('/Patient/:id/:compartmentType', h(search.compartmentSearch));
 
   const allow: Array<[RegExp, string]> = [
+    [/^\/?$/, 'GET, HEAD, POST'],
     [/^\/metadata$/, 'GET, HEAD'],
     [/^\/[^/]+\/[^/]+\/_history\/[^/]+$/, 'GET, HEAD'],
     [/^\/[^/]+\/[^/]+\/_history$/, 'GET, HEAD'],

@@ -47,6 +47,9 @@ export async function buildContext(config: Config, log: Logger): Promise<AppCont
 }
 
 export async function startServer(config: Config, log: Logger): Promise<Server> {
+  if (config.auth.mode === 'none')
+    log.warn('AUTH=none: no bearer token is required; every client may read and write everything');
+  else log.info({ issuer: config.auth.smart?.issuer, audience: config.auth.smart?.audience }, 'AUTH=smart');
   const ctx = await buildContext(config, log);
   const app = createApp(ctx);
   const server = http.createServer(app);

@@ -4,6 +4,7 @@ import type {
   CapabilityStatementRestResource,
   CapabilityStatementRestResourceSearchParam,
 } from 'fhir/r4';
+import { restSecurity } from '../auth/discovery';
 import type { DefinitionsRegistry } from '../fhir/definitions';
 import { sendJson } from '../http/respond';
 import type { AppContext } from './context';
@@ -71,10 +72,13 @@ export function capabilityStatement(
     }
     return r;
   });
-  const systemInteractions: Array<{ code: 'history-system' | 'search-system' }> = [
+  const systemInteractions: Array<{ code: 'history-system' | 'search-system' | 'batch' | 'transaction' }> = [
     { code: 'history-system' },
   ];
   if (features.systemSearch) systemInteractions.push({ code: 'search-system' });
+  // POST [base] (interactions/bundle.ts); transactions only where the store can commit atomically.
+  systemInteractions.push({ code: 'batch' });
+  if (ctx.store.backend.supportsTransactions) systemInteractions.push({ code: 'transaction' });
   return {
     resourceType: 'CapabilityStatement',
     status: 'active',
@@ -91,6 +95,7 @@ export function capabilityStatement(
     rest: [
       {
         mode: 'server',
+        ...(ctx.config.auth.smart ? { security: restSecurity(ctx.config.auth.smart) } : {}),
         resource: resources,
         interaction: systemInteractions,
       },
