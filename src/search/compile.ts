@@ -85,7 +85,7 @@ class Compiler {
   async filter(type: string | undefined, f: SearchFilter): Promise<Filter> {
     switch (f.kind) {
       case 'param':
-        return this.param(type, f);
+        return f.code === '_list' ? this.list(type, f) : this.param(type, f);
       case 'chain':
         return this.chain(f);
       case 'has':
@@ -136,6 +136,27 @@ class Compiler {
       if (ids.length > 0) alternatives.push(referenceToAny(f.code, target, ids));
     }
     return alternatives.length > 0 ? orOf(alternatives) : NOTHING;
+  }
+
+  /** `_list=42`: the resources List/42 has as entry.item. */
+  private async list(type: string | undefined, f: ParamFilter): Promise<Filter> {
+    if (!this.ctx.resolveReferences)
+      throw notSupported('_list is not supported by this server configuration');
+    const refs = await this.ctx.resolveReferences(
+      'List',
+      { deleted: false, _id: { $in: f.values.map((v) => v.value) } },
+      'item',
+    );
+    const byType = new Map<string, string[]>();
+    for (const r of refs) {
+      const ref = typeof r === 'object' && r !== null ? (r as { r?: unknown }).r : undefined;
+      if (typeof ref !== 'string') continue;
+      const literal = parseLiteral(ref, this.isResourceType);
+      if (!literal || (type && literal.type !== type)) continue;
+      byType.set(literal.type, [...(byType.get(literal.type) ?? []), literal.id]);
+    }
+    const ids = [...byType.values()].flat();
+    return ids.length > 0 ? { _id: { $in: [...new Set(ids)] } } : NOTHING;
   }
 
   /** `_has:Observation:patient:code=x`: the Observations with code x, then the resources they refer to. */

@@ -124,6 +124,7 @@ class Parser {
     const colon = head.indexOf(':');
     const code = colon >= 0 ? head.slice(0, colon) : head;
     const modifier = colon >= 0 ? head.slice(colon + 1) : undefined;
+    if (code === '_list' && rest === undefined) return this.list(modifier, raw);
     const param = this.param(type, code, types);
     if (!param) throw new Unknown(`Unknown search parameter '${code}'${type ? ` for ${type}` : ''}`);
     const ptype = param.type as ParamType;
@@ -143,6 +144,19 @@ class Parser {
       .map((v) => (valueType === 'composite' ? this.composite(param, v) : parseValue(v, valueType, code)));
     if (values.length === 0) throw new Empty();
     return { kind: 'param', code, type: ptype, modifier, values };
+  }
+
+  /** `_list=id[,id]`: members of the Lists (R4 search.html#list); functional lists ($current-...) are not known. */
+  private list(modifier: string | undefined, raw: string): SearchFilter {
+    if (modifier !== undefined) throw new Unknown(`Unknown modifier '_list:${modifier}'`);
+    const values = splitEscaped(raw, ',')
+      .filter((v) => v !== '')
+      .map((v) => parseValue(v, 'special', '_list'));
+    if (values.length === 0) throw new Empty();
+    for (const v of values) {
+      if (!/^[A-Za-z0-9\-.]{1,64}$/.test(v.value)) throw new Unknown(`_list '${v.value}' is not a List id`);
+    }
+    return { kind: 'param', code: '_list', type: 'special', modifier: undefined, values };
   }
 
   private composite(param: SearchParameter, raw: string): SearchValue {

@@ -115,3 +115,20 @@ describe('_has', () => {
     expect(await matches(patient, q, [obsWithId, prov])).toBe(true);
   });
 });
+
+describe('_list', () => {
+  const patient: Patient = { resourceType: 'Patient', id: 'p1' };
+  const list = {
+    resourceType: 'List',
+    id: 'l1',
+    status: 'current',
+    mode: 'working',
+    entry: [{ item: { reference: 'Patient/p1' } }],
+  } as const;
+  it('_list=l1 matches a member of the List', async () => {
+    expect(await matches(patient, '_list=l1', [list])).toBe(true);
+  });
+  it('_list=l2 does not match when the List does not hold it', async () => {
+    expect(await matches(patient, '_list=l2', [list])).toBe(false);
+  });
+});
