@@ -1,0 +1,152 @@
+import fhirpath from 'fhirpath';
+import r4 from 'fhirpath/fhir-context/r4';
+import type { Constraint } from './model';
+
+type Compiled = (resource: unknown, env?: Record<string, unknown>) => unknown[];
+
+/** The result of evaluating one invariant on one element. */
+export type InvariantResult = 'pass' | 'fail' | 'skipped';
+
+const OPTIONS = { traceFn: (): void => undefined };
+
+/**
+ * FHIRPath invariants (constraint.expression), compiled once per element path and expression.
+ * Expressions fhirpath cannot compile are skipped and counted (`stats`). A few invariants every
+ * resource carries are checked natively because fhirpath makes them the slowest part of validation.
+ */
+export class InvariantEngine {
+  private readonly compiled = new Map<string, Compiled | null>();
+  readonly stats = { compiled: 0, uncompilable: 0, runtimeErrors: 0, uncompilableKeys: new Set<string>(), runtimeErrorKeys: new Set<string>() };
+
+  private compile(base: string, expression: string, key: string): Compiled | null {
+    const cacheKey = `${base}\u0000${expression}`;
+    let fn = this.compiled.get(cacheKey);
+    if (fn === undefined) {
+      try {
+        fn = fhirpath.compile({ base, expression }, r4, OPTIONS) as unknown as Compiled;
+        this.stats.compiled++;
+      } catch {
+        fn = null;
+        this.stats.uncompilable++;
+        this.stats.uncompilableKeys.add(key);
+      }
+      this.compiled.set(cacheKey, fn);
+    }
+    return fn;
+  }
+
+  evaluate(
+    c: Constraint,
+    base: string,
+    value: unknown,
+    resource: unknown,
+    rootResource: unknown,
+  ): InvariantResult {
+    const native = NATIVE[c.key];
+    if (native && native.expression === c.expression) return native.check(value) ? 'pass' : 'fail';
+    if (!c.expression) return 'skipped';
+    const fn = this.compile(base, c.expression, c.key);
+    if (!fn) return 'skipped';
+    try {
+      const out = fn(value, { resource, rootResource });
+      // An empty result is not a failure; only an explicit false is (FHIRPath boolean evaluation).
+      if (out.length === 0) return 'pass';
+      return out.length === 1 && out[0] === false ? 'fail' : 'pass';
+    } catch (e) {
+      this.stats.runtimeErrors++;
+      this.stats.runtimeErrorKeys.add(`${c.key}: ${String(e).slice(0, 80)}`);
+      return 'skipped';
+    }
+  }
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function hasValueKey(o: Record<string, unknown>): boolean {
+  for (const k of Object.keys(o)) if (k.startsWith('value')) return true;
+  return false;
+}
+
+/** Invariants on every resource and extension, implemented natively; used only when the expression is the R4 one. */
+const NATIVE: Record<string, { expression: string; check: (v: unknown) => boolean }> = {
+  'ext-1': {
+    expression: 'extension.exists() != value.exists()',
+    check: (v) => !isObject(v) || Array.isArray(v.extension) !== hasValueKey(v),
+  },
+  'txt-1': { expression: 'htmlChecks()', check: (v) => typeof v !== 'string' || safeXhtml(v) },
+  'txt-2': { expression: 'htmlChecks()', check: (v) => typeof v !== 'string' || hasContent(v) },
+  'dom-6': {
+    expression: 'text.`div`.exists()',
+    check: (v) => !isObject(v) || (isObject(v.text) && v.text.div !== undefined),
+  },
+  'dom-2': {
+    expression: 'contained.contained.empty()',
+    check: (v) => !isObject(v) || !Array.isArray(v.contained) || v.contained.every((c) => !isObject(c) || c.contained === undefined),
+  },
+  'dom-4': {
+    expression: 'contained.meta.versionId.empty() and contained.meta.lastUpdated.empty()',
+    check: (v) =>
+      !isObject(v) ||
+      !Array.isArray(v.contained) ||
+      v.contained.every((c) => !isObject(c) || !isObject(c.meta) || (c.meta.versionId === undefined && c.meta.lastUpdated === undefined)),
+  },
+  'dom-5': {
+    expression: 'contained.meta.security.empty()',
+    check: (v) =>
+      !isObject(v) ||
+      !Array.isArray(v.contained) ||
+      v.contained.every((c) => !isObject(c) || !isObject(c.meta) || c.meta.security === undefined),
+  },
+  'dom-3': {
+    expression:
+      "contained.where((('#'+id in (%resource.descendants().reference | %resource.descendants().as(canonical) | %resource.descendants().as(uri) | %resource.descendants().as(url))) or descendants().where(reference = '#').exists() or descendants().where(as(canonical) = '#').exists() or descendants().where(as(canonical) = '#').exists()).not()).trace('unmatched', id).empty()",
+    check: (v) => !isObject(v) || !Array.isArray(v.contained) || containedReferenced(v),
+  },
+};
+
+/** dom-3: every contained resource is referenced from elsewhere in the resource, or refers back to it. */
+function containedReferenced(resource: Record<string, unknown>): boolean {
+  const contained = resource.contained as unknown[];
+  const refs = new Set<string>();
+  const collect = (v: unknown, skip: unknown): void => {
+    if (v === skip) return;
+    if (typeof v === 'string') {
+      if (v.startsWith('#')) refs.add(v);
+    } else if (Array.isArray(v)) for (const x of v) collect(x, skip);
+    else if (isObject(v)) for (const x of Object.values(v)) collect(x, skip);
+  };
+  collect({ ...resource, contained: undefined }, undefined);
+  const backRefs = new Set<string>();
+  for (const c of contained) collect(c, undefined);
+  for (const c of contained) {
+    if (!isObject(c)) continue;
+    const inner = new Set<string>();
+    const collectInner = (v: unknown): void => {
+      if (typeof v === 'string' && v === '#') inner.add(v);
+      else if (Array.isArray(v)) v.forEach(collectInner);
+      else if (isObject(v)) Object.values(v).forEach(collectInner);
+    };
+    collectInner(c);
+    if (inner.size > 0) backRefs.add(String(c.id));
+  }
+  for (const c of contained) {
+    if (!isObject(c)) continue;
+    const id = `#${String(c.id)}`;
+    if (!refs.has(id) && !backRefs.has(String(c.id))) return false;
+  }
+  return true;
+}
+
+/** txt-1 (narrative.html#xhtml): no active content, no event handlers, only the allowed markup. */
+function safeXhtml(div: string): boolean {
+  if (/<\s*(script|object|applet|embed|form|input|iframe|frame|frameset|base|link|meta|head|body|html|style|title|button|select|textarea)\b/i.test(div)) return false;
+  if (/<[^>]*\son[a-z]+\s*=/i.test(div)) return false;
+  return true;
+}
+
+/** txt-2: some non-whitespace content (text or an image). */
+function hasContent(div: string): boolean {
+  return /<img\b/i.test(div) || /\S/.test(div.replace(/<[^>]*>/g, '').replace(/&nbsp;|&#160;/g, ' '));
+}

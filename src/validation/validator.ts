@@ -1,0 +1,436 @@
+import type { OperationOutcomeIssue } from 'fhir/r4';
+import type { DefinitionsRegistry } from '../fhir/definitions';
+import { issue } from '../fhir/errors';
+import { jsonContains, jsonEqual } from './compare';
+import { InvariantEngine } from './invariants';
+import { jsonRepresentationIssues } from './json-rules';
+import { type CompiledStructure, type Constraint, type ElementNode, compileStructure } from './model';
+import { isPrimitiveType, primitiveProblem } from './primitives';
+import { type Item, extensionUrl, matchesSlice } from './slicing';
+import { TerminologyService } from './terminology';
+
+/** Which pass found an issue: the base definition of the type, or a profile the resource claims. */
+export type IssueOrigin = 'base' | 'profile';
+
+export interface ValidationResult {
+  issues: OperationOutcomeIssue[];
+  /** Errors (error or fatal) by origin. */
+  errors: { base: number; profile: number };
+}
+
+interface Run {
+  issues: Array<OperationOutcomeIssue & { origin: IssueOrigin }>;
+  origin: IssueOrigin;
+  resource: unknown;
+  /** The resource that holds `contained` for `#id` references (a contained resource's container). */
+  container: unknown;
+  root: unknown;
+  /** Within a `profile` discriminator check: stop at the first error. */
+  probe: boolean;
+}
+
+const CORE = 'http://hl7.org/fhir/StructureDefinition/';
+const MAX_ISSUES = 500;
+
+const cap = (s: string): string => s.charAt(0).toUpperCase() + s.slice(1);
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/**
+ * Validates resources against the R4 StructureDefinitions and the profiles they claim
+ * (validation.html, profiling.html). One element tree per StructureDefinition, compiled lazily and
+ * cached; invariants compiled once per element; ValueSet expansions cached.
+ */
+export class InstanceValidator {
+  private readonly structures = new Map<string, CompiledStructure | null>();
+  private readonly constraintCache = new Map<ElementNode, Map<string, Constraint[]>>();
+  readonly terminology: TerminologyService;
+  readonly invariants = new InvariantEngine();
+
+  constructor(
+    private readonly registry: DefinitionsRegistry,
+    terminology?: TerminologyService,
+  ) {
+    this.terminology = terminology ?? new TerminologyService(registry);
+  }
+
+  structure(url: string): CompiledStructure | undefined {
+    let s = this.structures.get(url);
+    if (s === undefined) {
+      const sd = this.registry.structureDefinition(url);
+      s = (sd && compileStructure(sd)) ?? null;
+      this.structures.set(url, s);
+    }
+    return s ?? undefined;
+  }
+
+  /** Validates a resource against its base definition, the profiles in meta.profile, and `profiles`. */
+  validate(resource: unknown, profiles: readonly string[] = []): ValidationResult {
+    const run: Run = { issues: [], origin: 'base', resource, container: resource, root: resource, probe: false };
+    if (!isObject(resource) || typeof resource.resourceType !== 'string') {
+      run.issues.push({ ...issue('structure', 'The content is not a FHIR resource (no resourceType)'), origin: 'base' });
+      return finish(run);
+    }
+    const type = resource.resourceType;
+    for (const i of jsonRepresentationIssues(resource as never)) run.issues.push({ ...i, origin: 'base' });
+    this.checkResource(resource, type, run);
+    const meta = resource.meta;
+    const claimed = isObject(meta) && Array.isArray(meta.profile) ? meta.profile.filter((p): p is string => typeof p === 'string') : [];
+    for (const url of new Set([...claimed, ...profiles])) {
+      if (url === `${CORE}${type}`) continue;
+      const s = this.structure(url);
+      if (!s) {
+        run.issues.push({
+          ...issue('not-found', `Profile ${url} is not known to this server; only the base definition of ${type} was checked`, 'warning', [`${type}.meta.profile`]),
+          origin: 'profile',
+        });
+        continue;
+      }
+      if (s.type !== type) {
+        run.issues.push({ ...issue('invalid', `Profile ${url} is for ${s.type}, not ${type}`, 'error', [type]), origin: 'profile' });
+        continue;
+      }
+      const prun: Run = { ...run, origin: 'profile' };
+      this.checkItem({ value: resource, type }, s.root, type, prun, true);
+    }
+    return finish(run);
+  }
+
+  /** Whether a value conforms to a profile (slicing `profile` discriminators); undefined if not held. */
+  conformsTo(value: unknown, profile: string, outer: Run): boolean | undefined {
+    const s = this.structure(profile);
+    if (!s) return undefined;
+    const run: Run = { issues: [], origin: 'profile', resource: outer.resource, container: outer.container, root: outer.root, probe: true };
+    const type = isObject(value) && typeof value.resourceType === 'string' ? value.resourceType : s.type;
+    this.checkItem({ value, type }, s.root, s.type, run, s.kind === 'resource');
+    return !run.issues.some((i) => i.severity === 'error' || i.severity === 'fatal');
+  }
+
+  private report(run: Run, code: OperationOutcomeIssue['code'], msg: string, loc: string, severity: OperationOutcomeIssue['severity'] = 'error'): void {
+    if (run.issues.length >= MAX_ISSUES) return;
+    run.issues.push({ ...issue(code, msg, severity, [loc]), origin: run.origin });
+  }
+
+  /** A resource in a resource position (the root, contained, Bundle.entry.resource, Parameters). */
+  private checkResource(value: unknown, loc: string, run: Run): void {
+    if (!isObject(value) || typeof value.resourceType !== 'string') {
+      this.report(run, 'structure', 'A resource is expected here (an object with resourceType)', loc);
+      return;
+    }
+    const type = value.resourceType;
+    const s = this.registry.isResourceType(type) ? this.structure(`${CORE}${type}`) : undefined;
+    if (!s) {
+      this.report(run, 'structure', `Unknown resource type '${type}'`, loc);
+      return;
+    }
+    const contained = /\.contained\[\d+\]$/.test(loc);
+    const inner: Run = { ...run, origin: 'base', resource: value, container: contained ? run.container : value };
+    this.checkItem({ value, type }, s.root, type, inner, true, loc);
+  }
+
+  private childrenFor(node: ElementNode, type: string): Map<string, ElementNode> {
+    if (node.children.size > 0) return node.children;
+    const s = this.structure(`${CORE}${type}`);
+    return s?.root.children ?? node.children;
+  }
+
+  /** The invariants for an occurrence: the element's own plus those of its type's definition. */
+  private constraintsFor(node: ElementNode, type: string): Constraint[] {
+    let byType = this.constraintCache.get(node);
+    if (!byType) {
+      byType = new Map();
+      this.constraintCache.set(node, byType);
+    }
+    let out = byType.get(type);
+    if (!out) {
+      const typeRoot = node.children.size === 0 && !isPrimitiveType(type) ? this.structure(`${CORE}${type}`)?.root : undefined;
+      const seen = new Set<string>();
+      out = [];
+      for (const c of [...node.constraints, ...(typeRoot && typeRoot !== node ? typeRoot.constraints : [])]) {
+        if (seen.has(c.key)) continue;
+        seen.add(c.key);
+        out.push(c);
+      }
+      byType.set(type, out);
+    }
+    return out;
+  }
+
+  /** Validates one occurrence of an element against its definition. */
+  private checkItem(item: Item, node: ElementNode, type: string, run: Run, resourceRoot = false, locIn?: string): void {
+    const loc = locIn ?? (resourceRoot ? type : node.path);
+    const { value } = item;
+    if (run.probe && run.issues.length > 0) return;
+    if (isPrimitiveType(type)) {
+      if (value !== undefined && value !== null) {
+        const problem = primitiveProblem(type, value);
+        if (problem) this.report(run, 'value', `${loc} ${problem}`, loc);
+        else this.checkValueRules(value, node, type, loc, run);
+      } else if (item.ext === undefined || item.ext === null) {
+        this.report(run, 'structure', `${loc} has neither a value nor extensions`, loc);
+      }
+      if (item.ext !== undefined && item.ext !== null) {
+        const el = this.structure(`${CORE}Element`);
+        if (!isObject(item.ext)) this.report(run, 'structure', `The primitive extension of ${loc} must be an object`, loc);
+        else if (el) this.checkObject(item.ext, el.root.children, 'Element', loc, run, false);
+      }
+    } else if ((type === 'Resource' || this.registry.isResourceType(type)) && !resourceRoot) {
+      this.checkResource(value, loc, run);
+      for (const t of node.types) for (const p of t.profiles) if (this.conformsTo(value, p, run) === false) this.report(run, 'structure', `${loc} does not conform to profile ${p}`, loc);
+      return;
+    } else {
+      if (!isObject(value)) {
+        this.report(run, 'structure', `${loc} must be a JSON object (FHIR ${type})`, loc);
+        return;
+      }
+      this.checkObject(value, this.childrenFor(node, type), type, loc, run, resourceRoot);
+      this.checkValueRules(value, node, type, loc, run);
+      if (type === 'Reference') this.checkReference(value, node, loc, run);
+      if (type === 'Extension') this.checkExtension(value, node, loc, run);
+    }
+    const constraints = this.constraintsFor(node, type);
+    if (constraints.length > 0) {
+      // fhirpath resolves element types from this base: backbone elements by their path, others by type.
+      const base = type === 'BackboneElement' || type === 'Element' ? node.path.replace(/\[x\]/g, '') : type;
+      for (const c of constraints) {
+        const r = this.invariants.evaluate(c, base, value, run.resource, run.root);
+        if (r === 'fail') this.report(run, 'invariant', `Constraint failed: ${c.key}: '${c.human}'`, loc, c.severity);
+      }
+    }
+  }
+
+  /** The elements of a complex value: known names, JSON shapes, cardinality, then each occurrence. */
+  private checkObject(obj: Record<string, unknown>, children: Map<string, ElementNode>, type: string, loc: string, run: Run, resourceRoot: boolean): void {
+    const groups = new Map<ElementNode, { key: string; type: string; value?: unknown; ext?: unknown }>();
+    for (const key of Object.keys(obj)) {
+      if (resourceRoot && key === 'resourceType') continue;
+      if (type === 'Narrative' && key === 'div') {
+        // xhtml is plain string content here.
+      }
+      const isExt = key.charCodeAt(0) === 95; // '_'
+      const name = isExt ? key.slice(1) : key;
+      let child = children.get(name);
+      let childType: string | undefined;
+      if (child && !child.choice) {
+        childType = child.types.length === 1 ? child.types[0]?.code : undefined;
+        childType ??= child.types[0]?.code ?? 'BackboneElement';
+      } else {
+        child = undefined;
+        for (const c of children.values()) {
+          if (!c.choice || !name.startsWith(c.name)) continue;
+          const suffix = name.slice(c.name.length);
+          const t = c.types.find((x) => cap(x.code) === suffix);
+          if (t) {
+            child = c;
+            childType = t.code;
+            break;
+          }
+        }
+      }
+      if (!child || !childType) {
+        this.report(run, 'structure', `Unrecognised element '${key}'`, `${loc}.${key}`);
+        continue;
+      }
+      if (isExt && !isPrimitiveType(childType)) {
+        this.report(run, 'structure', `'${key}': only primitive elements have a '_' extension partner`, `${loc}.${key}`);
+        continue;
+      }
+      let g = groups.get(child);
+      if (!g) {
+        g = { key: isExt ? name : key, type: childType };
+        groups.set(child, g);
+      } else if (g.type !== childType) {
+        this.report(run, 'structure', `${child.name}[x] has more than one type (${cap(g.type)} and ${cap(childType)})`, `${loc}.${child.name}`);
+        continue;
+      }
+      if (isExt) g.ext = obj[key];
+      else g.value = obj[key];
+    }
+    for (const child of children.values()) {
+      const g = groups.get(child);
+      const where = (t: string): string => (child.choice ? `${loc}.${child.name}.ofType(${cap(t)})` : `${loc}.${child.name}`);
+      if (!g) {
+        if (child.min > 0) this.report(run, 'required', `${loc}.${child.name}${child.choice ? '[x]' : ''}: minimum required = ${child.min}, but only found 0`, `${loc}.${child.name}`);
+        continue;
+      }
+      const at = where(g.type);
+      const items: Item[] = [];
+      if (child.array) {
+        if (g.value !== undefined && !Array.isArray(g.value)) {
+          this.report(run, 'structure', `${at} must be a JSON array (it repeats)`, at);
+          continue;
+        }
+        if (g.ext !== undefined && !Array.isArray(g.ext)) {
+          this.report(run, 'structure', `_${child.name} must be a JSON array (it repeats)`, at);
+          continue;
+        }
+        const vals = (g.value as unknown[] | undefined) ?? [];
+        const exts = (g.ext as unknown[] | undefined) ?? [];
+        if (g.value !== undefined && g.ext !== undefined && vals.length !== exts.length) {
+          this.report(run, 'structure', `${at} and its '_' partner have different lengths`, at);
+        }
+        const n = Math.max(vals.length, exts.length);
+        for (let i = 0; i < n; i++) {
+          const it: Item = { value: vals[i] === null ? undefined : vals[i], type: g.type };
+          if (exts[i] !== undefined && exts[i] !== null) it.ext = exts[i];
+          items.push(it);
+        }
+      } else {
+        if (Array.isArray(g.value) || Array.isArray(g.ext)) {
+          this.report(run, 'structure', `${at} must not be a JSON array (max 1)`, at);
+          continue;
+        }
+        const it: Item = { value: g.value, type: g.type };
+        if (g.ext !== undefined) it.ext = g.ext;
+        items.push(it);
+      }
+      if (items.length < child.min) this.report(run, 'required', `${at}: minimum required = ${child.min}, but only found ${items.length}`, at);
+      if (items.length > child.max) this.report(run, 'structure', `${at}: maximum allowed = ${child.max}, but found ${items.length}`, at);
+      items.forEach((it, i) => this.checkItem(it, child, it.type, run, false, child.array ? `${at}[${i}]` : at));
+      if (child.slices.length > 0) this.checkSlices(items, child, at, run);
+    }
+  }
+
+  private checkSlices(items: Item[], node: ElementNode, at: string, run: Run): void {
+    const discriminators = node.slicing?.discriminators ?? [];
+    const counts = new Map<ElementNode, number>();
+    const conforms = (v: unknown, p: string): boolean | undefined => this.conformsTo(v, p, run);
+    items.forEach((it, i) => {
+      const loc = node.array ? `${at}[${i}]` : at;
+      const slice = node.slices.find((s) => matchesSlice(it, s, discriminators, conforms));
+      if (!slice) {
+        if (node.slicing?.rules === 'closed') {
+          this.report(run, 'structure', `${loc} does not match any slice of a closed slicing (${node.slices.map((s) => s.sliceName).join(', ')})`, loc);
+        }
+        return;
+      }
+      counts.set(slice, (counts.get(slice) ?? 0) + 1);
+      this.checkItem(it, slice, it.type, run, false, loc);
+    });
+    for (const s of node.slices) {
+      const n = counts.get(s) ?? 0;
+      if (n < s.min) this.report(run, 'structure', `Slice '${s.sliceName ?? ''}' of ${at}: minimum required = ${s.min}, but only found ${n}`, at);
+      if (n > s.max) this.report(run, 'structure', `Slice '${s.sliceName ?? ''}' of ${at}: maximum allowed = ${s.max}, but found ${n}`, at);
+    }
+  }
+
+  /** fixed/pattern, maxLength, min/maxValue and bindings of one occurrence. */
+  private checkValueRules(value: unknown, node: ElementNode, type: string, loc: string, run: Run): void {
+    if (node.fixed !== undefined && !jsonEqual(value, node.fixed)) {
+      this.report(run, 'value', `${loc}: value must be exactly ${JSON.stringify(node.fixed)}`, loc);
+    }
+    if (node.pattern !== undefined && !jsonContains(value, node.pattern)) {
+      this.report(run, 'value', `${loc}: value must match the pattern ${JSON.stringify(node.pattern)}`, loc);
+    }
+    if (node.maxLength !== undefined && typeof value === 'string' && value.length > node.maxLength) {
+      this.report(run, 'too-long', `${loc}: length ${value.length} exceeds maxLength ${node.maxLength}`, loc);
+    }
+    if (node.minValue !== undefined || node.maxValue !== undefined) {
+      const v = isObject(value) && type === 'Quantity' ? value.value : value;
+      if (node.minValue !== undefined && compareValues(v, node.minValue) < 0) this.report(run, 'value', `${loc}: value is below the minimum ${String(node.minValue)}`, loc);
+      if (node.maxValue !== undefined && compareValues(v, node.maxValue) > 0) this.report(run, 'value', `${loc}: value is above the maximum ${String(node.maxValue)}`, loc);
+    }
+    if (node.binding?.valueSet && node.binding.strength !== 'example') this.checkBinding(value, type, node.binding.strength, node.binding.valueSet, loc, run);
+  }
+
+  private checkBinding(value: unknown, type: string, strength: string, valueSet: string, loc: string, run: Run): void {
+    const codings: Array<{ system?: string; code: string }> = [];
+    if (type === 'code' || type === 'string' || type === 'uri') {
+      if (typeof value === 'string') codings.push({ code: value });
+    } else if (type === 'Coding' || type === 'Quantity') {
+      if (isObject(value) && typeof value.code === 'string') codings.push({ system: typeof value.system === 'string' ? value.system : undefined, code: value.code });
+    } else if (type === 'CodeableConcept') {
+      if (isObject(value) && Array.isArray(value.coding)) {
+        for (const c of value.coding) if (isObject(c) && typeof c.code === 'string') codings.push({ system: typeof c.system === 'string' ? c.system : undefined, code: c.code });
+      }
+    }
+    if (codings.length === 0) return;
+    const exp = this.terminology.expand(valueSet);
+    if (!exp) return;
+    let member = false;
+    let unknown = false;
+    for (const c of codings) {
+      // A Coding without a system cannot be checked against a ValueSet that names systems.
+      const m = c.system === undefined && type !== 'code' && type !== 'string' && type !== 'uri' ? 'unknown' : this.terminology.membership(valueSet, c.system, c.code);
+      if (m === 'member') member = true;
+      if (m === 'unknown') unknown = true;
+    }
+    if (member || unknown) return;
+    const shown = codings.map((c) => (c.system ? `${c.system}#${c.code}` : c.code)).join(', ');
+    const severity = strength === 'required' ? 'error' : 'warning';
+    this.report(run, 'code-invalid', `${loc}: ${shown} is not in the ${strength} value set ${valueSet}`, loc, severity);
+  }
+
+  private checkReference(value: Record<string, unknown>, node: ElementNode, loc: string, run: Run): void {
+    const ref = value.reference;
+    if (typeof ref !== 'string' || ref.startsWith('urn:') || ref.includes('?')) return;
+    const allowed = new Set<string>();
+    for (const t of node.types) {
+      if (t.code !== 'Reference') continue;
+      for (const tp of t.targetProfiles) allowed.add(this.registry.structureDefinition(tp)?.type ?? tp.slice(tp.lastIndexOf('/') + 1));
+    }
+    let target: string | undefined;
+    if (ref.startsWith('#')) {
+      const res = run.container;
+      const contained = isObject(res) && Array.isArray(res.contained) ? res.contained : [];
+      const found = ref === '#' ? res : contained.find((c) => isObject(c) && c.id === ref.slice(1));
+      if (!isObject(found)) {
+        this.report(run, 'structure', `${loc}: the contained resource ${ref} is not in this resource`, `${loc}.reference`);
+        return;
+      }
+      target = typeof found.resourceType === 'string' ? found.resourceType : undefined;
+    } else {
+      const m = /(?:^|\/)([A-Z][A-Za-z]+)\/[A-Za-z0-9\-.]{1,64}(?:\/_history\/[A-Za-z0-9\-.]{1,64})?$/.exec(ref);
+      target = m?.[1];
+    }
+    if (!target || allowed.size === 0 || allowed.has('Resource')) return;
+    if (!allowed.has(target)) {
+      this.report(run, 'structure', `${loc}: a reference to ${target} is not allowed here (allowed: ${[...allowed].join(', ')})`, `${loc}.reference`);
+    }
+  }
+
+  /** Extensions by URL: the extension definition the server holds (or the slice's profile). */
+  private checkExtension(value: Record<string, unknown>, node: ElementNode, loc: string, run: Run): void {
+    const url = value.url;
+    if (typeof url !== 'string') return;
+    const profile = node.sliceName ? extensionUrl(node) : undefined;
+    if (profile && profile !== url) {
+      this.report(run, 'structure', `${loc}: extension url ${url} does not match the slice's ${profile}`, loc);
+      return;
+    }
+    if (run.origin === 'profile' && !profile) return; // the base pass did it
+    const s = this.structure(url.split('|')[0] ?? url);
+    if (!s || s.type !== 'Extension') {
+      if (node.name === 'modifierExtension' && !url.startsWith('http://hl7.org/fhir/')) {
+        this.report(run, 'structure', `${loc}: modifier extension ${url} is not known to this server, so the resource cannot be safely processed`, loc);
+      }
+      return;
+    }
+    const root = s.root;
+    this.checkObject(value, root.children, 'Extension', loc, run, false);
+    this.checkValueRules(value, root, 'Extension', loc, run);
+  }
+}
+
+function compareValues(v: unknown, bound: number | string): number {
+  if (typeof v === 'number' && typeof bound === 'number') return v - bound;
+  if (typeof v === 'string' && typeof bound === 'string') return v < bound ? -1 : v > bound ? 1 : 0;
+  return 0;
+}
+
+function finish(run: Run): ValidationResult {
+  const seen = new Set<string>();
+  const issues: OperationOutcomeIssue[] = [];
+  const errors = { base: 0, profile: 0 };
+  for (const i of run.issues) {
+    const key = `${i.severity}|${i.code}|${i.diagnostics ?? ''}|${i.expression?.join(',') ?? ''}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    const { origin, ...rest } = i;
+    if (rest.severity === 'error' || rest.severity === 'fatal') errors[origin]++;
+    issues.push(rest);
+  }
+  return { issues, errors };
+}
