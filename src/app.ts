@@ -1,4 +1,9 @@
 import express, { type NextFunction, type Request, type Response } from 'express';
+import { accessReportHandler, isCsvReportRequest } from './audit/access-report';
+import { auditWriteGuard } from './audit/guard';
+import { auditMiddleware } from './audit/middleware';
+import { AuditRecorder } from './audit/recorder';
+import { verifyHandler } from './audit/verify';
 import { authLayer } from './auth/middleware';
 import { methodNotAllowed, notFound } from './fhir/errors';
 import { flatQueryParser } from './http/query';
@@ -15,7 +20,7 @@ type Handler = (ctx: AppContext, req: Request, res: Response) => Promise<void>;
 
 /**
  * The Express application. Middleware order is the security story, read top-down:
- * request id -> access log -> security headers, CORS, auth -> content negotiation -> routes -> 404/405 -> the one error renderer.
+ * request id -> access log -> audit -> security headers, CORS, auth -> content negotiation -> routes -> 404/405 -> the one error renderer.
  */
 export function createApp(ctx: AppContext): express.Express {
   const app = express();
@@ -42,6 +47,19 @@ export function createApp(ctx: AppContext): express.Express {
     next();
   });
 
+  // Every answer waits until its AuditEvent is durable (AUDIT=on); before auth, so refusals are audited.
+  const recorder = new AuditRecorder(ctx.store);
+  if (ctx.config.audit) {
+    app.use(
+      auditMiddleware({
+        recorder,
+        source: ctx.config.auditSource,
+        mountPath: ctx.config.mountPath,
+        log: ctx.log,
+      }),
+    );
+  }
+
   // Security headers, CORS, SMART discovery and the bearer token (AUTH=smart): after the request id,
   // access log and audit, so refusals are logged and audited; before any FHIR route.
   app.use(
@@ -60,9 +78,14 @@ export function createApp(ctx: AppContext): express.Express {
       fn(ctx, req, res);
   // Negotiate before doing any work: a client that accepts only XML gets 406 up front.
   router.use((req: Request, _res: Response, next: NextFunction) => {
-    responseType(req);
+    if (!isCsvReportRequest(req)) responseType(req);
     next();
   });
+  // The audit log is read-only over the API (405 for any write, conditional forms included).
+  router.use(auditWriteGuard);
+  router.get('/AuditEvent/$verify', verifyHandler(ctx, recorder));
+  router.post('/AuditEvent/$verify', verifyHandler(ctx, recorder));
+  router.get('/Patient/:id/$access-report', accessReportHandler(ctx));
 
   router.get('/metadata', metadataHandler(ctx, search.FEATURES));
   router.get('/_history', h(history));

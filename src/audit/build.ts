@@ -1,0 +1,190 @@
+import type { AuditEvent, AuditEventAgent, AuditEventEntity, Coding } from 'fhir/r4';
+import type { Agent } from '../auth/policy';
+import type { AuditNote, InteractionCode } from './note';
+
+/**
+ * AuditEvent for one access, following the IHE Basic Audit Log Patterns (BALP, RESTful
+ * activity): type rest, subtype the interaction, action, outcome from the HTTP status, the
+ * requestor (and the client application when it is known), this server as the destination and
+ * observer, and entities for the resource (with version), each patient concerned, the query of a
+ * search (base64) and the X-Request-Id. https://profiles.ihe.net/ITI/BALP/
+ */
+export interface AuditFacts {
+  note: AuditNote;
+  status: number;
+  agent: Agent;
+  requestId: string;
+  /** ISO instant. */
+  recorded: string;
+  /** AUDIT_SOURCE. */
+  source: string;
+  /** The error message of a failed request (its OperationOutcome diagnostics). */
+  outcomeText?: string;
+}
+
+const EVENT_TYPE = 'http://terminology.hl7.org/CodeSystem/audit-event-type';
+const INTERACTION = 'http://hl7.org/fhir/restful-interaction';
+const ENTITY_TYPE = 'http://terminology.hl7.org/CodeSystem/audit-entity-type';
+const OBJECT_ROLE = 'http://terminology.hl7.org/CodeSystem/object-role';
+const DCM = 'http://dicom.nema.org/resources/ontology/DCM';
+const SECURITY_ROLE = 'http://terminology.hl7.org/CodeSystem/extra-security-role-type';
+const BALP_ENTITY = 'http://profiles.ihe.net/ITI/BALP/CodeSystem/BasicAuditEntityType';
+const SOURCE_TYPE = 'http://terminology.hl7.org/CodeSystem/security-source-type';
+
+/** restful-interaction has no code for compartment searches: they are type searches in a compartment. */
+const SUBTYPE: Record<InteractionCode, string> = {
+  read: 'read',
+  vread: 'vread',
+  update: 'update',
+  patch: 'patch',
+  delete: 'delete',
+  'history-instance': 'history-instance',
+  'history-type': 'history-type',
+  'history-system': 'history-system',
+  create: 'create',
+  'search-type': 'search-type',
+  'search-system': 'search-system',
+  'search-compartment': 'search-type',
+  capabilities: 'capabilities',
+  batch: 'batch',
+  transaction: 'transaction',
+  operation: 'operation',
+};
+
+/** C R U D E (audit-event-action); searches and whole-type or system history are queries: E. */
+export function actionOf(interaction: InteractionCode): NonNullable<AuditEvent['action']> {
+  switch (interaction) {
+    case 'create':
+      return 'C';
+    case 'read':
+    case 'vread':
+    case 'history-instance':
+    case 'capabilities':
+      return 'R';
+    case 'update':
+    case 'patch':
+      return 'U';
+    case 'delete':
+      return 'D';
+    default:
+      return 'E';
+  }
+}
+
+/** 0 success (2xx, 3xx), 4 minor failure (4xx: the client's), 8 serious failure (5xx: the server's). */
+export function outcomeOf(status: number): NonNullable<AuditEvent['outcome']> {
+  if (status >= 500) return '8';
+  if (status >= 400) return '4';
+  return '0';
+}
+
+function coding(system: string, code: string, display?: string): Coding {
+  return display === undefined ? { system, code } : { system, code, display };
+}
+
+function agents(a: Agent, source: string): AuditEventAgent[] {
+  const user: AuditEventAgent = {
+    type: {
+      coding: [
+        a.fhirUser
+          ? coding(SECURITY_ROLE, 'humanuser', 'human user')
+          : coding(DCM, '110153', 'Source Role ID'),
+      ],
+    },
+    who: {
+      identifier: { value: a.who },
+      display: a.who,
+      ...(a.fhirUser ? { reference: a.fhirUser } : {}),
+    },
+    name: a.who,
+    requestor: true,
+  };
+  if (a.address) user.network = { address: a.address, type: '2' };
+  const out = [user];
+  if (a.clientId && a.clientId !== a.who) {
+    const client: AuditEventAgent = {
+      type: { coding: [coding(DCM, '110153', 'Source Role ID')] },
+      who: { identifier: { value: a.clientId }, display: a.clientId },
+      requestor: false,
+    };
+    if (a.address) client.network = { address: a.address, type: '2' };
+    out.push(client);
+  }
+  out.push({
+    type: { coding: [coding(DCM, '110152', 'Destination Role ID')] },
+    who: { identifier: { value: source }, display: source },
+    requestor: false,
+    network: { address: source, type: '1' },
+  });
+  return out;
+}
+
+function entities(f: AuditFacts): AuditEventEntity[] {
+  const n = f.note;
+  const out: AuditEventEntity[] = [];
+  if (n.resourceType && n.id) {
+    const ref = `${n.resourceType}/${n.id}${n.versionId !== undefined ? `/_history/${n.versionId}` : ''}`;
+    out.push({
+      what: { reference: ref },
+      type: coding(ENTITY_TYPE, '2', 'System Object'),
+      role: coding(OBJECT_ROLE, '4', 'Domain Resource'),
+    });
+  }
+  const patients = new Set(n.patients ?? []);
+  // An attempt on a Patient record concerns that patient even when it failed (404, 403).
+  if (n.resourceType === 'Patient' && n.id) patients.add(n.id);
+  for (const p of patients) {
+    out.push({
+      what: { reference: `Patient/${p}` },
+      type: coding(ENTITY_TYPE, '1', 'Person'),
+      role: coding(OBJECT_ROLE, '1', 'Patient'),
+    });
+  }
+  if (n.query && isQuery(n.interaction)) {
+    const q: AuditEventEntity = {
+      type: coding(ENTITY_TYPE, '2', 'System Object'),
+      role: coding(OBJECT_ROLE, '24', 'Query'),
+      query: Buffer.from(n.query, 'utf8').toString('base64'),
+    };
+    if (n.resourceType) q.description = n.resourceType;
+    if (n.count !== undefined) q.detail = [{ type: 'resultCount', valueString: String(n.count) }];
+    out.push(q);
+  }
+  out.push({
+    what: { identifier: { value: f.requestId } },
+    type: coding(BALP_ENTITY, 'XrequestId', 'X-Request-Id'),
+  });
+  return out;
+}
+
+function isQuery(i: InteractionCode): boolean {
+  return (
+    i.startsWith('search') || i.startsWith('history') || i === 'update' || i === 'patch' || i === 'delete'
+  );
+}
+
+export function buildAuditEvent(f: AuditFacts): AuditEvent {
+  const n = f.note;
+  const subtype: Coding[] = [coding(INTERACTION, SUBTYPE[n.interaction])];
+  if (n.interaction === 'operation' && n.operation) {
+    subtype.push({ code: `$${n.operation}`, display: `$${n.operation}` });
+  }
+  const event: AuditEvent = {
+    resourceType: 'AuditEvent',
+    type: coding(EVENT_TYPE, 'rest', 'Restful Operation'),
+    subtype,
+    action: actionOf(n.interaction),
+    recorded: f.recorded,
+    outcome: outcomeOf(f.status),
+    outcomeDesc:
+      f.outcomeText !== undefined ? `HTTP ${f.status}: ${f.outcomeText.slice(0, 1000)}` : `HTTP ${f.status}`,
+    agent: agents(f.agent, f.source),
+    source: {
+      site: f.source,
+      observer: { identifier: { value: f.source }, display: f.source },
+      type: [coding(SOURCE_TYPE, '4', 'Application Server')],
+    },
+    entity: entities(f),
+  };
+  return event;
+}

@@ -1,0 +1,77 @@
+import { createHash } from 'node:crypto';
+import type { AuditEvent, Extension } from 'fhir/r4';
+
+/**
+ * Tamper evidence: every AuditEvent carries this extension with its place in the log (`sequence`,
+ * 1, 2, 3, ...), the hash of the event before it (`previous`; 64 zeros for the first) and its own
+ * `hash`: SHA-256 over the canonical JSON of the event (without `meta` and without the `hash`
+ * sub-extension itself). Editing, removing or reordering a stored event breaks the chain at that
+ * point; $verify walks it in sequence order and reports the first break.
+ */
+export const CHAIN_URL = 'urn:fhir-r4-server:audit-hash-chain';
+export const GENESIS = '0'.repeat(64);
+
+export interface ChainLink {
+  sequence: number;
+  previous: string;
+  hash: string;
+}
+
+/** JSON with object keys sorted, so that the same content always hashes the same. */
+export function canonicalJson(value: unknown): string {
+  if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  const obj = value as Record<string, unknown>;
+  const keys = Object.keys(obj)
+    .filter((k) => obj[k] !== undefined)
+    .sort();
+  return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(obj[k])}`).join(',')}}`;
+}
+
+function chainExtension(sequence: number, previous: string, hash?: string): Extension {
+  const extension: Extension[] = [
+    { url: 'sequence', valueString: String(sequence) },
+    { url: 'previous', valueString: previous },
+  ];
+  if (hash !== undefined) extension.push({ url: 'hash', valueString: hash });
+  return { url: CHAIN_URL, extension };
+}
+
+function withoutChain(event: AuditEvent): AuditEvent {
+  const { meta: _meta, extension, ...rest } = event;
+  const others = (extension ?? []).filter((e) => e.url !== CHAIN_URL);
+  return (others.length > 0 ? { ...rest, extension: others } : rest) as AuditEvent;
+}
+
+/** The hash of `event` at `sequence` after `previous` (any chain extension it has is replaced). */
+export function hashOf(event: AuditEvent, sequence: number, previous: string): string {
+  const base = withoutChain(event);
+  const content = { ...base, extension: [...(base.extension ?? []), chainExtension(sequence, previous)] };
+  return createHash('sha256').update(canonicalJson(content)).digest('hex');
+}
+
+/** `event` linked after `previous`: a copy carrying the chain extension with its hash. */
+export function link(
+  event: AuditEvent,
+  sequence: number,
+  previous: string,
+): { event: AuditEvent; hash: string } {
+  const hash = hashOf(event, sequence, previous);
+  const base = withoutChain(event);
+  return {
+    event: { ...base, extension: [...(base.extension ?? []), chainExtension(sequence, previous, hash)] },
+    hash,
+  };
+}
+
+/** The chain link an event claims to have, or undefined when it carries none (or a malformed one). */
+export function linkOf(event: AuditEvent): ChainLink | undefined {
+  const ext = event.extension?.find((e) => e.url === CHAIN_URL);
+  if (!ext) return undefined;
+  const part = (name: string): string | undefined => ext.extension?.find((e) => e.url === name)?.valueString;
+  const sequence = Number(part('sequence'));
+  const previous = part('previous');
+  const hash = part('hash');
+  if (!Number.isSafeInteger(sequence) || previous === undefined || hash === undefined) return undefined;
+  return { sequence, previous, hash };
+}
