@@ -1,4 +1,4 @@
-import type { Observation, Patient } from 'fhir/r4';
+import type { Encounter, Observation, Patient } from 'fhir/r4';
 import { matches } from './helpers';
 
 const bp: Observation = {
@@ -110,5 +110,29 @@ describe('token search', () => {
       meta: { tag: [{ system: 'http://example.org/tags', code: 'vip' }] },
     };
     expect(await matches(tagged, '_tag=http://example.org/tags|vip')).toBe(true);
+  });
+  it('class:below=v3-ActCode|_ActEncounterCode matches AMB (a descendant)', async () => {
+    const enc: Encounter = {
+      resourceType: 'Encounter',
+      status: 'finished',
+      class: { system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: 'AMB' },
+    };
+    const sys = 'http://terminology.hl7.org/CodeSystem/v3-ActCode';
+    expect(await matches(enc, `class:below=${sys}|_ActEncounterCode`)).toBe(true);
+    expect(await matches(enc, `class:below=${sys}|_ActAccountCode`)).toBe(false);
+  });
+  it('class:above=v3-ActCode|AMB matches the code itself; an ancestor code is above it', async () => {
+    const sys = 'http://terminology.hl7.org/CodeSystem/v3-ActCode';
+    const enc = (code: string): Encounter => ({
+      resourceType: 'Encounter',
+      status: 'finished',
+      class: { system: sys, code },
+    });
+    expect(await matches(enc('AMB'), `class:above=${sys}|AMB`)).toBe(true);
+    expect(await matches(enc('_ActEncounterCode'), `class:above=${sys}|AMB`)).toBe(true);
+    expect(await matches(enc('EMER'), `class:above=${sys}|AMB`)).toBe(false);
+  });
+  it(':below on a code system the server does not hold is a 501', async () => {
+    await expect(matches(bp, 'code:below=http://loinc.org|8480-6')).rejects.toMatchObject({ status: 501 });
   });
 });

@@ -36,6 +36,8 @@ export const TOKEN_MODIFIERS: ReadonlySet<string> = new Set([
   'of-type',
   'in',
   'not-in',
+  'above',
+  'below',
   'missing',
 ]);
 
@@ -199,6 +201,50 @@ export function expandValueSet(
   return out;
 }
 
+/**
+ * `:below` (the code and its descendants) and `:above` (the code and its ancestors) by the concept
+ * hierarchy of a CodeSystem the server holds. Others (SNOMED CT, LOINC) need a terminology server: 501.
+ */
+function subsumption(
+  code: string,
+  v: SearchValue,
+  direction: 'above' | 'below',
+  terminology: TerminologySource | undefined,
+): Filter {
+  const [system = '', value = ''] = v.parts;
+  if (v.parts.length !== 2 || system === '' || value === '') {
+    throw badRequest(`:${direction} takes system|code, not '${v.value}'`);
+  }
+  const concepts = terminology?.codeSystem(system)?.concept;
+  if (!concepts || concepts.length === 0)
+    throw notSupported(`:${direction} needs the concepts of '${system}'`);
+  const parents = new Map<string, string | undefined>();
+  const children = new Map<string, string[]>();
+  const walk = (cs: CodeSystemConcept[] | undefined, parent: string | undefined): void => {
+    for (const c of cs ?? []) {
+      parents.set(c.code, parent);
+      if (parent) children.set(parent, [...(children.get(parent) ?? []), c.code]);
+      walk(c.concept, c.code);
+    }
+  };
+  walk(concepts, undefined);
+  const codes = new Set<string>([value]);
+  if (direction === 'above') {
+    for (let p = parents.get(value); p !== undefined && !codes.has(p); p = parents.get(p)) codes.add(p);
+  } else {
+    const queue = [value];
+    for (let c = queue.shift(); c !== undefined; c = queue.shift()) {
+      for (const child of children.get(c) ?? []) {
+        if (!codes.has(child)) {
+          codes.add(child);
+          queue.push(child);
+        }
+      }
+    }
+  }
+  return { [field(code)]: { $elemMatch: { s: system, c: { $in: [...codes] } } } };
+}
+
 function inValueSet(code: string, url: string, terminology: TerminologySource | undefined): Filter {
   if (!terminology) throw notSupported(':in needs ValueSet definitions');
   const expansion = expandValueSet(url, terminology);
@@ -250,6 +296,9 @@ export function tokenFilter(
       return orOf(values.map((v) => inValueSet(code, v.value, terminology)));
     case 'not-in':
       return { $nor: values.map((v) => inValueSet(code, v.value, terminology)) };
+    case 'above':
+    case 'below':
+      return orOf(values.map((v) => subsumption(code, v, modifier, terminology)));
     case 'missing':
       return orOf(values.map((v) => missingFilter(code, v.value)));
     default:
