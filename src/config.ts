@@ -17,6 +17,8 @@ export interface Config {
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   maxBody: number;
   maxJsonDepth: number;
+  /** VALIDATION: strict (base + claimed profiles enforced), lenient (base only), off (JSON rules only). */
+  validation: 'strict' | 'lenient' | 'off';
   /** AUDIT: record an AuditEvent for every interaction (default on). */
   audit: boolean;
   /** AUDIT_SOURCE: this server's identity in AuditEvent.source.observer (default: the BASE_URL host). */
@@ -68,6 +70,13 @@ function bytes(env: NodeJS.ProcessEnv, name: string, def: number): number {
   const n = Number(m[1]) * mult;
   if (n < 1024) throw new ConfigError(`${name} must be at least 1kb, got "${raw}"`);
   return n;
+}
+
+function validationMode(raw: string | undefined): Config['validation'] {
+  const v = raw?.trim().toLowerCase() || 'strict';
+  if (v !== 'strict' && v !== 'lenient' && v !== 'off')
+    throw new ConfigError(`VALIDATION must be strict, lenient or off, got "${raw}"`);
+  return v;
 }
 
 /** Reads and validates the environment. Throws ConfigError with one clear line. */
@@ -127,6 +136,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logLevel,
     maxBody: bytes(env, 'MAX_BODY', 16 * 1024 * 1024),
     maxJsonDepth: int(env, 'MAX_JSON_DEPTH', 64, 8, 1000),
+    validation: validationMode(env.VALIDATION),
     audit: rawAudit === 'on',
     auditSource,
     auth,

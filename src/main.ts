@@ -11,7 +11,7 @@ import type { Backend } from './store/backend';
 import { EmbeddedBackend } from './store/embedded/engine';
 import { connectMongo } from './store/mongo';
 import { ResourceStore } from './store/resource-store';
-import { JsonRulesValidator } from './validation/json-rules';
+import { ProfileValidator } from './validation/resource-validator';
 
 export interface Server {
   ctx: AppContext;
@@ -42,7 +42,7 @@ export async function buildContext(config: Config, log: Logger): Promise<AppCont
   });
   const store = new ResourceStore({ backend, extractor });
   await store.init();
-  const base = { config, registry, store, log, validator: new JsonRulesValidator() };
+  const base = { config, registry, store, log, validator: new ProfileValidator(registry, config.validation) };
   return { ...base, searcher: new SearchService(base) };
 }
 
