@@ -221,7 +221,7 @@ describe('transaction: all or nothing', () => {
     expect(statuses[0]).toBe(200);
     expect([409, 412]).toContain(statuses[1]);
     const winner = results.find((r) => r.status === 200);
-    const tag = (winner?.body as Bundle).entry?.[1]?.resource as { code: { text: string } };
+    const tag = (winner?.body as Bundle).entry?.[1]?.resource as unknown as { code: { text: string } };
     const p = await read('Patient/race-1');
     expect(p.meta).toMatchObject({ versionId: '2' });
     expect(p.gender).toBe(tag.code.text === 'race-a' ? 'male' : 'other');
@@ -282,7 +282,7 @@ describe('transaction: processing order and conditions', () => {
     const [p, o] = (r.body as Bundle).entry ?? [];
     expect(p?.response?.status).toBe('200 OK');
     expect(locationRef(p)).toBe(existing);
-    expect((o?.resource as { subject: { reference: string } }).subject.reference).toBe(existing);
+    expect((o?.resource as unknown as { subject: { reference: string } }).subject.reference).toBe(existing);
   });
 
   test('conditional references resolve to the one stored match; none is 400, several are 412', async () => {
@@ -314,7 +314,7 @@ describe('transaction: processing order and conditions', () => {
       );
     const ok = await post(enc('111'));
     expect(ok.status).toBe(200);
-    const e = (ok.body as Bundle).entry?.[1]?.resource as {
+    const e = (ok.body as Bundle).entry?.[1]?.resource as unknown as {
       participant: Array<{ individual: { reference: string } }>;
     };
     expect(e.participant[0]?.individual.reference).toBe(`Practitioner/${one.body.id as string}`);
