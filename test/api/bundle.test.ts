@@ -67,7 +67,8 @@ describe('transaction: urn:uuid identities', () => {
           agent: [{ who: { reference: p } }],
         },
       ],
-      performer: [{ reference: '#prov' }],
+      // Observation.focus may reference any type (performer may not reference a Provenance).
+      focus: [{ reference: '#prov' }],
     };
     const r = await post(
       tx(create('urn:uuid:6a4ec3c6-1111-4b5e-9d53-000000000002', obs), create(p, mrn('U-1'))),
@@ -90,7 +91,7 @@ describe('transaction: urn:uuid identities', () => {
     ).toBe(patientRef);
     expect((stored.text as { div: string }).div).toContain(`href="${patientRef}"`);
     expect((stored.text as { div: string }).div).toContain(`src="${patientRef}"`);
-    expect((stored.performer as Array<{ reference: string }>)[0]?.reference).toBe('#prov');
+    expect((stored.focus as Array<{ reference: string }>)[0]?.reference).toBe('#prov');
   });
 
   test('a urn:uuid reference that is no entry of the Bundle fails the transaction (400)', async () => {

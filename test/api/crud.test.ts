@@ -57,17 +57,25 @@ describe('create', () => {
   });
 
   test('every R4 resource type can be stored and read', async () => {
-    for (const type of [
-      'Encounter',
-      'DocumentReference',
-      'Substance',
-      'ImplementationGuide',
-      'VerificationResult',
-    ]) {
+    // Each with the elements its StructureDefinition requires (writes are validated).
+    const minimal: Record<string, Record<string, unknown>> = {
+      Encounter: { status: 'finished', class: { code: 'AMB' } },
+      DocumentReference: { status: 'current', content: [{ attachment: { url: 'http://x.example/a' } }] },
+      Substance: { code: { text: 'water' } },
+      ImplementationGuide: {
+        url: 'http://x.example/ig',
+        name: 'IG',
+        status: 'draft',
+        packageId: 'x.ig',
+        fhirVersion: ['4.0.1'],
+      },
+      VerificationResult: { status: 'attested' },
+    };
+    for (const [type, body] of Object.entries(minimal)) {
       const r = await h.request
         .post(`/fhir/${type}`)
         .set('Content-Type', FHIR_JSON)
-        .send(JSON.stringify({ resourceType: type }));
+        .send(JSON.stringify({ resourceType: type, ...body }));
       expect(r.status).toBe(201);
       const g = await h.request.get(`/fhir/${type}/${r.body.id}`);
       expect(g.status).toBe(200);
