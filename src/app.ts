@@ -15,6 +15,8 @@ import { bundleHandler } from './interactions/bundle';
 import * as crud from './interactions/crud';
 import { history } from './interactions/history';
 import * as search from './interactions/search';
+import { everything } from './operations/everything';
+import * as bulk from './operations/export';
 
 type Handler = (ctx: AppContext, req: Request, res: Response) => Promise<void>;
 
@@ -78,7 +80,7 @@ export function createApp(ctx: AppContext): express.Express {
       fn(ctx, req, res);
   // Negotiate before doing any work: a client that accepts only XML gets 406 up front.
   router.use((req: Request, _res: Response, next: NextFunction) => {
-    if (!isCsvReportRequest(req)) responseType(req);
+    if (!isCsvReportRequest(req) && !bulk.isExportFileRequest(req)) responseType(req);
     next();
   });
   // The audit log is read-only over the API (405 for any write, conditional forms included).
@@ -86,6 +88,19 @@ export function createApp(ctx: AppContext): express.Express {
   router.get('/AuditEvent/$verify', verifyHandler(ctx, recorder));
   router.post('/AuditEvent/$verify', verifyHandler(ctx, recorder));
   router.get('/Patient/:id/$access-report', accessReportHandler(ctx));
+  // Bulk export and $everything: before the generic /:type/:id routes (Express 5 takes `$` literally).
+  for (const [path, level] of [
+    ['/$export', 'system'],
+    ['/Patient/$export', 'patient'],
+    ['/Group/:id/$export', 'group'],
+  ] as const) {
+    router.get(path, h(bulk.kickOff(level)));
+    router.post(path, h(bulk.kickOff(level)));
+  }
+  router.get('/$export-status/:id', h(bulk.exportStatus));
+  router.delete('/$export-status/:id', h(bulk.exportCancel));
+  router.get('/$export-file/:id/:name', h(bulk.exportFile));
+  router.get('/Patient/:id/$everything', h(everything));
 
   router.get('/metadata', metadataHandler(ctx, search.FEATURES));
   router.get('/_history', h(history));

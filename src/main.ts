@@ -1,6 +1,7 @@
 import http from 'node:http';
 import type { Logger } from 'pino';
 import { createApp } from './app';
+import { bulkRunnerFor } from './bulk/runner';
 import { ConfigError, loadConfig, type Config } from './config';
 import { loadDefinitions } from './fhir/definitions';
 import type { AppContext } from './interactions/context';
@@ -67,6 +68,9 @@ export async function startServer(config: Config, log: Logger): Promise<Server> 
     },
     'FHIR server listening',
   );
+  // Export jobs that were queued or running when the server last stopped go on from their checkpoint.
+  const bulk = bulkRunnerFor(ctx);
+  await bulk.start();
   let closing: Promise<void> | undefined;
   return {
     ctx,
@@ -79,6 +83,7 @@ export async function startServer(config: Config, log: Logger): Promise<Server> 
         const timer = setTimeout(() => server.closeAllConnections(), 10_000);
         await done;
         clearTimeout(timer);
+        await bulk.stop();
         await ctx.store.backend.close();
       })()),
   };

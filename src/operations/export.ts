@@ -1,0 +1,289 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import fs from 'node:fs';
+import type { Request, Response } from 'express';
+import type { Group } from 'fhir/r4';
+import { accessOf, restrict, type AccessPolicy } from '../auth/policy';
+import { noteAccess } from '../audit/note';
+import { bulkRunnerFor, type BulkRunner } from '../bulk/runner';
+import type { BulkJob, TypePlan } from '../bulk/job';
+import { isJobId, isOutputName } from '../bulk/ndjson';
+import { badRequest, FhirError, issue, notFound } from '../fhir/errors';
+import { checkId } from '../fhir/resource';
+import { parsePrefer } from '../http/headers';
+import { sendJson } from '../http/respond';
+import type { AppContext } from '../interactions/context';
+import { SearchService } from '../interactions/search';
+import { parseSearchRequest } from '../search/parse';
+import type { Filter } from '../store/backend';
+import { EXCLUDED_TYPES } from './deidentify';
+import { parseExportParams, readExportPairs, type ExportParams } from './export-params';
+
+export type ExportLevel = 'system' | 'patient' | 'group';
+
+/** Seconds a client is asked to wait between status polls, and after a 429. */
+const RETRY_AFTER_SECONDS = 2;
+const BUSY_RETRY_AFTER_SECONDS = 30;
+
+function runnerOf(ctx: AppContext): BulkRunner {
+  return bulkRunnerFor(ctx);
+}
+
+function statusUrl(ctx: AppContext, id: string): string {
+  return `${ctx.config.baseUrl}/$export-status/${id}`;
+}
+
+/** Compartment membership of `type` for the given patients (all patients when undefined). */
+function compartmentFilter(ctx: AppContext, type: string, patients: string[] | undefined): Filter | null {
+  if (type === 'Patient') return patients ? { _id: { $in: patients } } : {};
+  const codes = ctx.registry.patientCompartment.get(type);
+  if (!codes || codes.length === 0) return null;
+  const match = patients ? { r: { $in: patients.map((p) => `Patient/${p}`) } } : { t: 'Patient' };
+  return { $or: codes.map((c) => ({ [`idx.${c}`]: { $elemMatch: match } })) };
+}
+
+/** The logical ids of the Patients a Group lists as members (Group.member.entity). */
+async function groupMembers(ctx: AppContext, policy: AccessPolicy, id: string): Promise<string[]> {
+  policy.require('Group', 'r');
+  const filter = restrict({ _id: id, deleted: false }, policy, 'Group', 'r');
+  const [doc] = filter ? await ctx.store.find('Group', filter, { limit: 1 }) : [];
+  if (!doc?.resource) throw notFound(`Group/${id} does not exist`);
+  const base = `${ctx.config.baseUrl}/`;
+  const out = new Set<string>();
+  for (const m of (doc.resource as Group).member ?? []) {
+    const ref = m.entity?.reference;
+    if (!ref) continue;
+    const local = ref.startsWith(base) ? ref.slice(base.length) : ref;
+    const hit = /^Patient\/([A-Za-z0-9\-.]{1,64})$/.exec(local);
+    if (hit) out.add(hit[1] as string);
+  }
+  return [...out];
+}
+
+/** Types that may be asked for without _type: those with data, within the compartment for patient exports. */
+async function candidateTypes(ctx: AppContext, level: ExportLevel): Promise<string[]> {
+  const live = new Set(await ctx.store.backend.listCollections());
+  return ctx.registry.resourceTypes.filter(
+    (t) => live.has(t) && (level === 'system' || t === 'Patient' || ctx.registry.patientCompartment.has(t)),
+  );
+}
+
+function permitted(policy: AccessPolicy, type: string): boolean {
+  try {
+    policy.require(type, 'r');
+    return true;
+  } catch (e) {
+    if (e instanceof FhirError) return false;
+    throw e;
+  }
+}
+
+/** One TypePlan per exported type, every filter compiled now (with the caller's visibility). */
+async function planTypes(
+  ctx: AppContext,
+  req: Request,
+  policy: AccessPolicy,
+  level: ExportLevel,
+  params: ExportParams,
+  transactionTime: string,
+): Promise<TypePlan[]> {
+  let types: string[];
+  if (params.types) {
+    for (const t of params.types) {
+      if (level !== 'system' && t !== 'Patient' && !ctx.registry.patientCompartment.has(t))
+        throw badRequest(`${t} is not in the Patient compartment; a ${level} level export cannot include it`);
+      policy.require(t, 'r');
+    }
+    types = params.types;
+  } else {
+    types = (await candidateTypes(ctx, level)).filter((t) => permitted(policy, t));
+  }
+  if (params.deidentify) types = types.filter((t) => !EXCLUDED_TYPES.has(t));
+  const searcher = ctx.searcher;
+  if (!(searcher instanceof SearchService)) throw new Error('bulk export needs the SearchService');
+  const lenient = parsePrefer(req).handling === 'lenient';
+  const plans: TypePlan[] = [];
+  for (const type of types) {
+    const parts: Filter[] = [{ deleted: false }, { lastUpdated: { $lte: transactionTime } }];
+    if (params.since) parts.push({ lastUpdated: { $gt: params.since } });
+    if (level !== 'system' || params.patients) {
+      const c = compartmentFilter(ctx, type, params.patients);
+      if (!c) continue;
+      parts.push(c);
+    }
+    const queries = params.typeFilters.get(type);
+    if (queries) {
+      const ors: Filter[] = [];
+      for (const q of queries) {
+        const request = parseSearchRequest(type, [...new URLSearchParams(q)], ctx.registry, {
+          strict: !lenient,
+        });
+        ors.push((await searcher.compile(request, policy)).filter);
+      }
+      parts.push(ors.length === 1 ? (ors[0] as Filter) : { $or: ors });
+    }
+    const filter = restrict({ $and: parts }, policy, type, 's');
+    if (!filter) continue;
+    const elements = [...(params.elements.get('') ?? []), ...(params.elements.get(type) ?? [])];
+    const plan: TypePlan = { type, filter: JSON.stringify(filter) };
+    if (params.elements.size > 0) plan.elements = elements.length > 0 ? elements : ['id'];
+    plans.push(plan);
+  }
+  return plans;
+}
+
+/** GET|POST [base]/$export, [base]/Patient/$export, [base]/Group/[id]/$export (bulk data IG v2). */
+export function kickOff(level: ExportLevel) {
+  return async (ctx: AppContext, req: Request, res: Response): Promise<void> => {
+    const groupId = level === 'group' ? checkId(req.params.id as string) : undefined;
+    noteAccess(res, {
+      interaction: 'operation',
+      operation: 'export',
+      resourceType: level === 'group' ? 'Group' : level === 'patient' ? 'Patient' : undefined,
+      id: groupId,
+      query: req.originalUrl.includes('?')
+        ? req.originalUrl.slice(req.originalUrl.indexOf('?') + 1)
+        : undefined,
+    });
+    if (!parsePrefer(req).respondAsync) throw badRequest('$export needs the header Prefer: respond-async');
+    const policy = accessOf(res);
+    const scopeLevel = policy.agent.scopeLevel;
+    if (level === 'system' && scopeLevel !== undefined && scopeLevel !== 'system')
+      throw new FhirError(403, [issue('forbidden', 'A system level export needs system/ scopes')]);
+    const params = parseExportParams(await readExportPairs(req, ctx.config), ctx.registry, level);
+    if (groupId) {
+      const members = await groupMembers(ctx, policy, groupId);
+      params.patients = params.patients ? params.patients.filter((p) => members.includes(p)) : members;
+    }
+    const runner = runnerOf(ctx);
+    if ((await runner.jobs.countActive()) >= ctx.config.bulk.maxJobs)
+      throw new FhirError(
+        429,
+        [
+          issue(
+            'throttled',
+            `Too many export jobs in progress (limit ${ctx.config.bulk.maxJobs}); retry later`,
+          ),
+        ],
+        { 'Retry-After': String(BUSY_RETRY_AFTER_SECONDS) },
+      );
+    const transactionTime = new Date().toISOString();
+    const plans = await planTypes(ctx, req, policy, level, params, transactionTime);
+    if (params.patients) noteAccess(res, { patients: params.patients });
+    const now = new Date().toISOString();
+    const job: BulkJob = {
+      _id: randomUUID(),
+      status: 'queued',
+      owner: policy.agent.who,
+      request: `${ctx.config.baseUrl}${req.originalUrl.slice(ctx.config.mountPath.replace(/\/$/, '').length)}`,
+      transactionTime,
+      createdAt: now,
+      updatedAt: now,
+      plans,
+      typeIndex: 0,
+      written: 0,
+      files: [],
+      errors: [],
+    };
+    if (params.deidentify) job.deidentify = { mode: 'safe-harbor', key: randomBytes(32).toString('hex') };
+    await runner.files.create(job._id);
+    await runner.jobs.insert(job);
+    runner.enqueue(job._id);
+    res.set('Content-Location', statusUrl(ctx, job._id));
+    sendJson(req, res, 202, {
+      resourceType: 'OperationOutcome',
+      issue: [
+        issue(
+          'informational',
+          `Export job ${job._id} accepted; poll ${statusUrl(ctx, job._id)}`,
+          'information',
+        ),
+      ],
+    });
+  };
+}
+
+/** The caller's job, or 404 (also for another agent's job: its existence is not disclosed). */
+async function ownJob(ctx: AppContext, res: Response, id: string): Promise<BulkJob> {
+  noteAccess(res, { interaction: 'operation', operation: 'export' });
+  const job = isJobId(id) ? await runnerOf(ctx).jobs.get(id) : null;
+  if (!job || job.owner !== accessOf(res).agent.who) throw notFound(`No export job ${id.slice(0, 64)}`);
+  return job;
+}
+
+function manifest(ctx: AppContext, job: BulkJob): Record<string, unknown> {
+  const url = (name: string): string => `${ctx.config.baseUrl}/$export-file/${job._id}/${name}`;
+  const m: Record<string, unknown> = {
+    transactionTime: job.transactionTime,
+    request: job.request,
+    requiresAccessToken: ctx.config.auth.mode !== 'none',
+    output: job.files.map((f) => ({ type: f.type, url: url(f.name), count: f.count })),
+    error: job.errors.length > 0 ? [{ type: 'OperationOutcome', url: url('errors.ndjson') }] : [],
+  };
+  if (job.deidentify) m.extension = { deidentify: job.deidentify.mode };
+  return m;
+}
+
+/** GET [base]/$export-status/[id]: 202 while running, 200 with the manifest, 500 when it failed. */
+export async function exportStatus(ctx: AppContext, req: Request, res: Response): Promise<void> {
+  const job = await ownJob(ctx, res, req.params.id as string);
+  if (job.status === 'queued' || job.status === 'running') {
+    const plan = job.plans[job.typeIndex];
+    const where = plan ? `; type ${job.typeIndex + 1} of ${job.plans.length} (${plan.type})` : '';
+    res.set('X-Progress', `${job.status}: ${job.written} resources written${where}`);
+    res.set('Retry-After', String(RETRY_AFTER_SECONDS));
+    res.status(202).end();
+    return;
+  }
+  if (job.status === 'failed') {
+    const last = job.errors.at(-1);
+    sendJson(
+      req,
+      res,
+      500,
+      last ?? { resourceType: 'OperationOutcome', issue: [issue('exception', 'The export failed')] },
+    );
+    return;
+  }
+  noteAccess(res, { count: job.written });
+  res
+    .status(200)
+    .type('application/json')
+    .send(JSON.stringify(manifest(ctx, job)));
+}
+
+/** DELETE [base]/$export-status/[id]: stops the job and removes its files (202). */
+export async function exportCancel(ctx: AppContext, req: Request, res: Response): Promise<void> {
+  const job = await ownJob(ctx, res, req.params.id as string);
+  await runnerOf(ctx).cancel(job._id);
+  sendJson(req, res, 202, {
+    resourceType: 'OperationOutcome',
+    issue: [issue('informational', `Export job ${job._id} cancelled and its files removed`, 'information')],
+  });
+}
+
+/** GET [base]/$export-file/[id]/[name]: one NDJSON output file, to the agent that started the job. */
+export async function exportFile(ctx: AppContext, req: Request, res: Response): Promise<void> {
+  const name = req.params.name as string;
+  const job = await ownJob(ctx, res, req.params.id as string);
+  const known = job.files.some((f) => f.name === name) || (name === 'errors.ndjson' && job.errors.length > 0);
+  if (job.status !== 'completed' || !isOutputName(name) || !known)
+    throw notFound(`No output file ${name.slice(0, 80)} in export job ${job._id}`);
+  const path = runnerOf(ctx).files.pathOf(job._id, name);
+  const stat = await fs.promises.stat(path).catch(() => null);
+  if (!stat) throw notFound(`Output file ${name} is gone`);
+  res.status(200);
+  res.set('Content-Type', 'application/fhir+ndjson');
+  res.set('Content-Length', String(stat.size));
+  await new Promise<void>((resolve, reject) => {
+    const stream = fs.createReadStream(path);
+    stream.on('error', reject);
+    res.on('finish', resolve);
+    res.on('close', resolve);
+    stream.pipe(res);
+  });
+}
+
+/** Output files are NDJSON: the JSON-only content negotiation does not apply to them. */
+export function isExportFileRequest(req: Request): boolean {
+  return req.path.startsWith('/$export-file/');
+}
