@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import zlib from 'node:zlib';
 import type {
   Bundle,
   CodeSystem,
@@ -178,7 +179,65 @@ export function loadCoreResources(): FhirResource[] {
   return out;
 }
 
-/** Reads conformance resources (JSON files, possibly Bundles) from a folder, recursively. */
+const CONFORMANCE = new Set([
+  'StructureDefinition',
+  'SearchParameter',
+  'ValueSet',
+  'CodeSystem',
+  'CompartmentDefinition',
+]);
+
+function isConformance(r: FhirResource): boolean {
+  return CONFORMANCE.has(r.resourceType);
+}
+
+/**
+ * The JSON files directly in `package/` of an NPM-style FHIR IG package (.tgz: gzip of a ustar
+ * archive), as [name, text]. Examples (package/example/) and other folders are left out.
+ */
+export function readPackageTgz(tgz: Buffer): Array<[string, string]> {
+  const tar = zlib.gunzipSync(tgz);
+  const out: Array<[string, string]> = [];
+  let off = 0;
+  let longName: string | undefined;
+  while (off + 512 <= tar.length) {
+    const header = tar.subarray(off, off + 512);
+    if (header.every((b) => b === 0)) break;
+    const field = (start: number, len: number): string =>
+      header
+        .subarray(start, start + len)
+        .toString('utf8')
+        .replace(/\0.*$/s, '');
+    let name = field(0, 100);
+    const prefix = field(345, 155);
+    if (prefix) name = `${prefix}/${name}`;
+    const size = parseInt(field(124, 12).trim() || '0', 8);
+    const kind = String.fromCharCode(header[156] ?? 48);
+    const body = tar.subarray(off + 512, off + 512 + size);
+    off += 512 + Math.ceil(size / 512) * 512;
+    if (kind === 'L') {
+      longName = body.toString('utf8').replace(/\0.*$/s, '');
+      continue;
+    }
+    if (longName) {
+      name = longName;
+      longName = undefined;
+    }
+    if (
+      (kind === '0' || kind === '\0') &&
+      /^package\/[^/]+\.json$/.test(name) &&
+      !name.endsWith('/package.json')
+    ) {
+      out.push([name, body.toString('utf8')]);
+    }
+  }
+  return out;
+}
+
+/**
+ * Reads conformance resources (JSON files, possibly Bundles) from a folder, recursively; IG
+ * packages may be dropped in as .tgz files or extracted folders (package/...).
+ */
 export function loadProfileDir(dir: string): { resources: FhirResource[]; errors: string[] } {
   const resources: FhirResource[] = [];
   const errors: string[] = [];
@@ -186,20 +245,25 @@ export function loadProfileDir(dir: string): { resources: FhirResource[]; errors
   const walk = (d: string): void => {
     for (const ent of fs.readdirSync(d, { withFileTypes: true })) {
       const p = path.join(d, ent.name);
-      if (ent.isDirectory()) walk(p);
-      else if (ent.name.endsWith('.json') && ent.name !== 'package.json') {
+      // An IG package folder's examples are instances, not definitions.
+      if (ent.isDirectory()) {
+        if (!(ent.name === 'example' && path.basename(d) === 'package')) walk(p);
+      } else if (ent.name.endsWith('.tgz')) {
+        try {
+          for (const [name, text] of readPackageTgz(fs.readFileSync(p))) {
+            try {
+              for (const r of entriesOf(JSON.parse(text))) if (isConformance(r)) resources.push(r);
+            } catch (e) {
+              errors.push(`${p}!${name}: ${(e as Error).message}`);
+            }
+          }
+        } catch (e) {
+          errors.push(`${p}: ${(e as Error).message}`);
+        }
+      } else if (ent.name.endsWith('.json') && ent.name !== 'package.json') {
         try {
           for (const r of entriesOf(JSON.parse(fs.readFileSync(p, 'utf8')))) {
-            if (
-              [
-                'StructureDefinition',
-                'SearchParameter',
-                'ValueSet',
-                'CodeSystem',
-                'CompartmentDefinition',
-              ].includes(r.resourceType)
-            )
-              resources.push(r);
+            if (isConformance(r)) resources.push(r);
           }
         } catch (e) {
           errors.push(`${p}: ${(e as Error).message}`);

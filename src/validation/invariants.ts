@@ -1,5 +1,6 @@
 import fhirpath from 'fhirpath';
 import r4 from 'fhirpath/fhir-context/r4';
+import { jsonEqual } from './compare';
 import type { Constraint } from './model';
 
 type Compiled = (resource: unknown, env?: Record<string, unknown>) => unknown[];
@@ -43,7 +44,7 @@ export class InvariantEngine {
     rootResource: unknown,
   ): InvariantResult {
     const native = NATIVE[c.key];
-    if (native && native.expression === c.expression) return native.check(value) ? 'pass' : 'fail';
+    if (native && native.expression === c.expression) return native.check(value, resource, rootResource) ? 'pass' : 'fail';
     if (!c.expression) return 'skipped';
     const fn = this.compile(base, c.expression, c.key);
     if (!fn) return 'skipped';
@@ -70,7 +71,37 @@ function hasValueKey(o: Record<string, unknown>): boolean {
 }
 
 /** Invariants on every resource and extension, implemented natively; used only when the expression is the R4 one. */
-const NATIVE: Record<string, { expression: string; check: (v: unknown) => boolean }> = {
+const NATIVE: Record<string, { expression: string; check: (v: unknown, resource: unknown, root: unknown) => boolean }> = {
+  'ref-1': {
+    expression:
+      "reference.startsWith('#').not() or (reference.substring(1).trace('url') in %rootResource.contained.id.trace('ids'))",
+    check: (v, _r, root) => {
+      if (!isObject(v) || typeof v.reference !== 'string' || !v.reference.startsWith('#')) return true;
+      const id = v.reference.slice(1);
+      return isObject(root) && Array.isArray(root.contained) && root.contained.some((c) => isObject(c) && c.id === id);
+    },
+  },
+  'qty-3': { expression: 'code.empty() or system.exists()', check: (v) => !isObject(v) || v.code === undefined || v.system !== undefined },
+  'cpt-2': { expression: 'value.empty() or system.exists()', check: (v) => !isObject(v) || v.value === undefined || v.system !== undefined },
+  'att-1': { expression: 'data.empty() or contentType.exists()', check: (v) => !isObject(v) || v.data === undefined || v.contentType !== undefined },
+  'obs-6': {
+    expression: 'dataAbsentReason.empty() or value.empty()',
+    check: (v) => !isObject(v) || v.dataAbsentReason === undefined || !hasValueKey(v),
+  },
+  'obs-7': {
+    expression: 'value.empty() or component.code.where(coding.intersect(%resource.code.coding).exists()).empty()',
+    check: (v) => {
+      if (!isObject(v) || !hasValueKey(v) || !Array.isArray(v.component)) return true;
+      const own = isObject(v.code) && Array.isArray(v.code.coding) ? v.code.coding : [];
+      return !v.component.some(
+        (c) => isObject(c) && isObject(c.code) && Array.isArray(c.code.coding) && c.code.coding.some((x) => own.some((y) => jsonEqual(x, y))),
+      );
+    },
+  },
+  'per-1': {
+    expression: 'start.hasValue().not() or end.hasValue().not() or (start <= end)',
+    check: (v) => !isObject(v) || typeof v.start !== 'string' || typeof v.end !== 'string' || !dateAfter(v.start, v.end),
+  },
   'ext-1': {
     expression: 'extension.exists() != value.exists()',
     check: (v) => !isObject(v) || Array.isArray(v.extension) !== hasValueKey(v),
@@ -149,4 +180,18 @@ function safeXhtml(div: string): boolean {
 /** txt-2: some non-whitespace content (text or an image). */
 function hasContent(div: string): boolean {
   return /<img\b/i.test(div) || /\S/.test(div.replace(/<[^>]*>/g, '').replace(/&nbsp;|&#160;/g, ' '));
+}
+
+/**
+ * Whether `start` is certainly after `end` (per-1). Both full date-times: compared as instants;
+ * otherwise compared on their common precision, where they are comparable as text.
+ */
+function dateAfter(start: string, end: string): boolean {
+  if (start.length > 10 && end.length > 10) {
+    const a = Date.parse(start);
+    const b = Date.parse(end);
+    if (!Number.isNaN(a) && !Number.isNaN(b)) return a > b;
+  }
+  const n = Math.min(start.length, end.length, 10);
+  return start.slice(0, n) > end.slice(0, n);
 }

@@ -250,12 +250,11 @@ export class InstanceValidator {
     }
     for (const child of children.values()) {
       const g = groups.get(child);
-      const where = (t: string): string => (child.choice ? `${loc}.${child.name}.ofType(${cap(t)})` : `${loc}.${child.name}`);
       if (!g) {
         if (child.min > 0) this.report(run, 'required', `${loc}.${child.name}${child.choice ? '[x]' : ''}: minimum required = ${child.min}, but only found 0`, `${loc}.${child.name}`);
         continue;
       }
-      const at = where(g.type);
+      const at = child.choice ? `${loc}.${child.name}.ofType(${cap(g.type)})` : `${loc}.${child.name}`;
       const items: Item[] = [];
       if (child.array) {
         if (g.value !== undefined && !Array.isArray(g.value)) {
@@ -288,7 +287,10 @@ export class InstanceValidator {
       }
       if (items.length < child.min) this.report(run, 'required', `${at}: minimum required = ${child.min}, but only found ${items.length}`, at);
       if (items.length > child.max) this.report(run, 'structure', `${at}: maximum allowed = ${child.max}, but found ${items.length}`, at);
-      items.forEach((it, i) => this.checkItem(it, child, it.type, run, false, child.array ? `${at}[${i}]` : at));
+      for (let i = 0; i < items.length; i++) {
+        const it = items[i] as Item;
+        this.checkItem(it, child, it.type, run, false, child.array ? `${at}[${i}]` : at);
+      }
       if (child.slices.length > 0) this.checkSlices(items, child, at, run);
     }
   }
@@ -297,18 +299,25 @@ export class InstanceValidator {
     const discriminators = node.slicing?.discriminators ?? [];
     const counts = new Map<ElementNode, number>();
     const conforms = (v: unknown, p: string): boolean | undefined => this.conformsTo(v, p, run);
-    items.forEach((it, i) => {
+    for (let i = 0; i < items.length; i++) {
+      const it = items[i] as Item;
       const loc = node.array ? `${at}[${i}]` : at;
-      const slice = node.slices.find((s) => matchesSlice(it, s, discriminators, conforms));
+      let slice: ElementNode | undefined;
+      for (const s of node.slices) {
+        if (matchesSlice(it, s, discriminators, conforms)) {
+          slice = s;
+          break;
+        }
+      }
       if (!slice) {
         if (node.slicing?.rules === 'closed') {
           this.report(run, 'structure', `${loc} does not match any slice of a closed slicing (${node.slices.map((s) => s.sliceName).join(', ')})`, loc);
         }
-        return;
+        continue;
       }
       counts.set(slice, (counts.get(slice) ?? 0) + 1);
       this.checkItem(it, slice, it.type, run, false, loc);
-    });
+    }
     for (const s of node.slices) {
       const n = counts.get(s) ?? 0;
       if (n < s.min) this.report(run, 'structure', `Slice '${s.sliceName ?? ''}' of ${at}: minimum required = ${s.min}, but only found ${n}`, at);
