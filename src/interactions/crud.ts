@@ -229,18 +229,20 @@ export async function conditionalUpdate(ctx: AppContext, req: Request, res: Resp
     const id = ids[0] as string;
     if (resource.id !== undefined && resource.id !== id)
       throw badRequest(`Resource.id "${resource.id}" is not the id of the matching resource (${id})`);
-    const w = await ctx.store.update(type, id, { ...resource, id } as Resource, { ifMatch: ifMatch(req) });
+    const w = await ctx.store.update(type, id, { ...resource, id } as Resource, {
+      ifMatch: ifMatch(req),
+      canReplace: (cur) => policy.canSee(cur, 'u'),
+    });
     sendWriteResult(ctx, req, res, type, w);
     return;
   }
   if (resource.id !== undefined) {
-    sendWriteResult(
-      ctx,
-      req,
-      res,
-      type,
-      await ctx.store.update(type, resource.id, resource, { ifMatch: ifMatch(req) }),
-    );
+    // No match, but an id: update-as-create, which must not overwrite what the caller cannot see.
+    const w = await ctx.store.update(type, resource.id, resource, {
+      ifMatch: ifMatch(req),
+      canReplace: (cur) => policy.canSee(cur, 'u'),
+    });
+    sendWriteResult(ctx, req, res, type, w);
     return;
   }
   // No match and no id: a create, guarded like If-None-Exist so concurrent ones make one resource.
@@ -267,13 +269,18 @@ async function patchById(
   id: string,
   patch: unknown,
 ): Promise<void> {
+  const policy = accessOf(res);
   const w = await ctx.store.modify(
     type,
     id,
-    (current) => {
-      const patched = applyJsonPatch(current, patch);
-      const r = asResourceAfterPatch(patched, type, id);
-      return r;
+    async (current) => {
+      // Another patient's resource answers exactly like a missing one.
+      if (!policy.canSee(current, 'u')) throw notFound(`${type}/${id} does not exist`);
+      const patched = await ctx.validator.check(
+        asResourceAfterPatch(applyJsonPatch(current, patch), type, id),
+      );
+      assertWritable(policy, patched, 'u');
+      return patched;
     },
     { ifMatch: ifMatch(req), method: 'PATCH' },
   );

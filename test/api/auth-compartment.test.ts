@@ -349,11 +349,7 @@ describe('writes', () => {
     expect(res.body.id).not.toBe(onlyB);
   });
 
-  // Known gaps in src/interactions/crud.ts (not auth's file): PATCH checks only the scope, not the
-  // compartment of the current or patched resource; a conditional update without a match writes the
-  // body's id without checking who owns it. These tests fail (as test.failing) until crud.ts
-  // passes the policy to the store (canReplace / canWrite); then turn them into plain tests.
-  test.failing("PATCH of another patient's resource answers 404 and changes nothing", async () => {
+  test("PATCH of another patient's resource answers 404 and changes nothing", async () => {
     const res = await h.request
       .patch(`/fhir/Observation/${ids.ob}`)
       .set(bearer(asA))
@@ -362,17 +358,14 @@ describe('writes', () => {
     expect(res.status).toBe(404);
   });
 
-  test.failing(
-    "conditional update without a match cannot overwrite another patient's resource by id",
-    async () => {
-      const victim = await create(obs(`Patient/${ids.B}`, 'victim'));
-      const res = await send('put', '/fhir/Observation?code=urn:test|no-match', {
-        ...obs(`Patient/${ids.A}`, 'x'),
-        id: victim,
-      });
-      expect([403, 404]).toContain(res.status);
-    },
-  );
+  test("conditional update without a match cannot overwrite another patient's resource by id", async () => {
+    const victim = await create(obs(`Patient/${ids.B}`, 'victim'));
+    const res = await send('put', '/fhir/Observation?code=urn:test|no-match', {
+      ...obs(`Patient/${ids.A}`, 'x'),
+      id: victim,
+    });
+    expect([403, 404]).toContain(res.status);
+  });
 });
 
 describe('user/ and system/ scopes are not confined to a compartment', () => {
