@@ -137,13 +137,22 @@ export function matchesSlice(
   slice: ElementNode,
   discriminators: readonly Discriminator[],
   conformsTo: (value: unknown, profile: string) => boolean | undefined,
+  memberOf: (value: unknown, valueSet: string) => boolean,
 ): boolean {
   if (discriminators.length === 0) return false;
   for (const d of discriminators) {
     if (d.type === 'value' || d.type === 'pattern') {
       const expected = expectedAt(slice, d.path);
       const actual = valuesAt(item.value, d.path);
-      if (!expected || !actual) return false;
+      if (!actual) return false;
+      if (!expected) {
+        // Slicing by a required binding (the slice names a ValueSet instead of a value).
+        const binding = nodeAt(slice, d.path)?.binding;
+        if (binding?.strength !== 'required' || !binding.valueSet) return false;
+        const vs = binding.valueSet;
+        if (!actual.some((a) => memberOf(a, vs))) return false;
+        continue;
+      }
       const ok = actual.some((a) => (expected.exact && d.type === 'value' ? jsonEqual(a, expected.value) : jsonContains(a, expected.value)));
       if (!ok) return false;
     } else if (d.type === 'exists') {

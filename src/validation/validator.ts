@@ -299,12 +299,16 @@ export class InstanceValidator {
     const discriminators = node.slicing?.discriminators ?? [];
     const counts = new Map<ElementNode, number>();
     const conforms = (v: unknown, p: string): boolean | undefined => this.conformsTo(v, p, run);
+    const memberOf = (v: unknown, vs: string): boolean =>
+      codingsOf(v, isObject(v) ? (Array.isArray(v.coding) ? 'CodeableConcept' : 'Coding') : 'code').some(
+        (c) => this.terminology.membership(vs, c.system, c.code) === 'member',
+      );
     for (let i = 0; i < items.length; i++) {
       const it = items[i] as Item;
       const loc = node.array ? `${at}[${i}]` : at;
       let slice: ElementNode | undefined;
       for (const s of node.slices) {
-        if (matchesSlice(it, s, discriminators, conforms)) {
+        if (matchesSlice(it, s, discriminators, conforms, memberOf)) {
           slice = s;
           break;
         }
@@ -345,16 +349,7 @@ export class InstanceValidator {
   }
 
   private checkBinding(value: unknown, type: string, strength: string, valueSet: string, loc: string, run: Run): void {
-    const codings: Array<{ system?: string; code: string }> = [];
-    if (type === 'code' || type === 'string' || type === 'uri') {
-      if (typeof value === 'string') codings.push({ code: value });
-    } else if (type === 'Coding' || type === 'Quantity') {
-      if (isObject(value) && typeof value.code === 'string') codings.push({ system: typeof value.system === 'string' ? value.system : undefined, code: value.code });
-    } else if (type === 'CodeableConcept') {
-      if (isObject(value) && Array.isArray(value.coding)) {
-        for (const c of value.coding) if (isObject(c) && typeof c.code === 'string') codings.push({ system: typeof c.system === 'string' ? c.system : undefined, code: c.code });
-      }
-    }
+    const codings = codingsOf(value, type);
     if (codings.length === 0) return;
     const exp = this.terminology.expand(valueSet);
     if (!exp) return;
@@ -421,6 +416,27 @@ export class InstanceValidator {
     this.checkObject(value, root.children, 'Extension', loc, run, false);
     this.checkValueRules(value, root, 'Extension', loc, run);
   }
+}
+
+/** The codes a coded value carries: a code, a Coding or Quantity, or a CodeableConcept's codings. */
+function codingsOf(value: unknown, type: string): Array<{ system?: string; code: string }> {
+  const codings: Array<{ system?: string; code: string }> = [];
+  if (type === 'code' || type === 'string' || type === 'uri') {
+    if (typeof value === 'string') codings.push({ code: value });
+  } else if (type === 'Coding' || type === 'Quantity') {
+    if (isObject(value) && typeof value.code === 'string') {
+      codings.push({ system: typeof value.system === 'string' ? value.system : undefined, code: value.code });
+    }
+  } else if (type === 'CodeableConcept') {
+    if (isObject(value) && Array.isArray(value.coding)) {
+      for (const c of value.coding) {
+        if (isObject(c) && typeof c.code === 'string') {
+          codings.push({ system: typeof c.system === 'string' ? c.system : undefined, code: c.code });
+        }
+      }
+    }
+  }
+  return codings;
 }
 
 function compareValues(v: unknown, bound: number | string): number {
