@@ -1,8 +1,9 @@
 import type { Scenario } from '../lib/scenario';
 import { crud } from './crud';
+import { ingest } from './ingest';
 
 /** Every scenario `npm run bench -- <name>` can run; the first one is the default. */
-export const scenarios: readonly Scenario[] = [crud];
+export const scenarios: readonly Scenario[] = [crud, ingest];
 
 export function findScenario(name: string): Scenario | undefined {
   return scenarios.find((scenario) => scenario.name === name);

@@ -1,0 +1,106 @@
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { gunzipSync } from 'node:zlib';
+import { expectStatus } from '../lib/http-client';
+import { type PhaseResult, runConcurrently } from '../lib/phase';
+import { type Scenario, type ScenarioContext, at } from '../lib/scenario';
+import { summarizeLatencies } from '../lib/stats';
+
+/**
+ * ingest: Synthea patient records as FHIR transactions (shared/data/synthea-blaze), over HTTP.
+ *
+ * providers: the two `0-*` batch Bundles (Organization, Location, Practitioner, PractitionerRole
+ *   with conditional creates), one after the other: the patients refer to them by conditional
+ *   references.
+ * tx c=1: the first --n patient transaction Bundles (default: all 120), one at a time.
+ * tx c=4: the same Bundles again, four in flight. Synthea creates with POST, so this makes a second
+ *   copy of every patient (new ids) and meets a store twice as large, as a real load would.
+ *
+ * The figures are resources per second (Bundle entries, all answered 2xx); latencies are per Bundle.
+ * Requests use `Prefer: return=minimal`, as a loader would. The data folder is FHIR_TEST_DATA, or
+ * ../shared/data beside the repository.
+ */
+
+const DATA_DIR = process.env.FHIR_TEST_DATA ?? path.resolve(__dirname, '..', '..', '..', 'shared', 'data');
+
+interface LoadedBundle {
+  name: string;
+  entries: number;
+  body: unknown;
+}
+
+function load(file: string): LoadedBundle {
+  const body = JSON.parse(gunzipSync(readFileSync(file)).toString('utf8')) as { entry?: unknown[] };
+  return { name: path.basename(file), entries: body.entry?.length ?? 0, body };
+}
+
+async function post(
+  context: ScenarioContext,
+  bundles: readonly LoadedBundle[],
+  c: number,
+  name: string,
+): Promise<PhaseResult> {
+  const { client, log } = context;
+  const resources = bundles.reduce((n, b) => n + b.entries, 0);
+  log(`${name}: ${bundles.length} Bundles, ${resources} resources, ${c} in flight`);
+  const start = performance.now();
+  const timings = await runConcurrently(bundles.length, c, async (index) => {
+    const b = at(bundles, index);
+    const response = await client.request('POST', '', {
+      body: b.body,
+      headers: { prefer: 'return=minimal' },
+    });
+    expectStatus(response, 200, `POST ${b.name}`);
+    const entries =
+      (JSON.parse(response.body) as { entry?: Array<{ response?: { status?: string } }> }).entry ?? [];
+    const failed = entries.filter((e) => !/^2\d\d/.test(e.response?.status ?? ''));
+    if (entries.length !== b.entries || failed.length > 0)
+      throw new Error(
+        `${b.name}: ${failed.length} of ${b.entries} entries failed (${failed[0]?.response?.status ?? '?'})`,
+      );
+  });
+  const seconds = (performance.now() - start) / 1000;
+  const latency = summarizeLatencies(timings.latenciesMs);
+  const round = {
+    count: resources,
+    seconds,
+    perSecond: resources / seconds,
+    medianMs: latency.medianMs,
+    p99Ms: latency.p99Ms,
+    maxMs: latency.maxMs,
+  };
+  log(`${name}: ${round.perSecond.toFixed(0)} resources/s (${seconds.toFixed(1)} s)`);
+  return {
+    name,
+    count: resources,
+    perSecond: round.perSecond,
+    medianMs: round.medianMs,
+    p99Ms: round.p99Ms,
+    rounds: [round],
+  };
+}
+
+export const ingest: Scenario = {
+  name: 'ingest',
+  description:
+    'Synthea transactions (shared/data/synthea-blaze) at concurrency 1 and 4; --n patients (default all 120)',
+  async run(context) {
+    const dir = path.join(DATA_DIR, 'synthea-blaze');
+    if (!existsSync(dir)) throw new Error(`${dir} is absent: set FHIR_TEST_DATA to the shared data folder`);
+    const files = readdirSync(dir)
+      .filter((f) => f.endsWith('.json.gz'))
+      .sort();
+    const providers = files.filter((f) => f.startsWith('0-')).map((f) => load(path.join(dir, f)));
+    const patientCount = Math.min(context.options.n, files.length - providers.length);
+    const patients = files
+      .filter((f) => !f.startsWith('0-'))
+      .slice(0, patientCount)
+      .map((f) => load(path.join(dir, f)));
+    return [
+      await post(context, providers, 1, 'providers'),
+      await post(context, patients, 1, 'tx c=1'),
+      await post(context, patients, 4, 'tx c=4'),
+    ];
+  },
+};
