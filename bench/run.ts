@@ -20,11 +20,12 @@ import type { PhaseResult } from './lib/phase';
 import { Random } from './lib/random';
 import type { ScenarioOptions } from './lib/scenario';
 import { type RunningServer, directorySize, ensureBuilt, startServer } from './lib/server';
+import { benchSmart } from './lib/smart';
 import { findScenario, scenarios } from './scenarios';
 
 const ROOT_DIR = path.resolve(__dirname, '..');
 
-const USAGE = `usage: npm run bench -- [scenario] [--n 10000] [--c 32] [--rounds 3] [--seed 1] [--json] [--server-log]
+const USAGE = `usage: npm run bench -- [scenario] [--n 10000] [--c 32] [--rounds 3] [--seed 1] [--auth none] [--json] [--server-log]
 
 scenarios:
 ${scenarios.map((s) => `  ${s.name.padEnd(10)} ${s.description}`).join('\n')}
@@ -33,11 +34,14 @@ ${scenarios.map((s) => `  ${s.name.padEnd(10)} ${s.description}`).join('\n')}
   --c C          concurrent requests and keep-alive sockets (default 32)
   --rounds R     repeats of phases that do not change the store; the median is reported (default 3)
   --seed S       seed of the synthetic data and of the random reads (default 1)
+  --auth A       none (default), smart (every request carries a bearer token; the bench mints the
+                 key pair, a JWKS file and a system/*.cruds token), or both (one run each, then the ratio)
   --json         print the report as JSON on stdout (progress stays on stderr)
   --server-log   forward the server's log lines to stderr`;
 
 interface Report {
   scenario: string;
+  auth: 'none' | 'smart';
   options: ScenarioOptions;
   environment: {
     node: string;
@@ -98,7 +102,7 @@ function formatTable(report: Report): string {
   );
   const rss = server.peakRssBytes === null ? 'n/a' : formatBytes(server.peakRssBytes);
   return [
-    `${report.scenario}: n=${options.n} c=${options.concurrency} rounds=${options.rounds} seed=${options.seed}` +
+    `${report.scenario} (AUTH=${report.auth}): n=${options.n} c=${options.concurrency} rounds=${options.rounds} seed=${options.seed}` +
       ` | node ${env.node}, ${env.platform}/${env.arch}, ${env.cpus} CPUs${env.commit ? `, commit ${env.commit}` : ''}`,
     ...lines,
     `server: startup ${server.startupMs.toFixed(0)} ms, peak RSS ${rss}, DATA_DIR ${formatBytes(server.dataDirBytes)}` +
@@ -115,6 +119,7 @@ async function main(): Promise<number> {
       c: { type: 'string' },
       rounds: { type: 'string' },
       seed: { type: 'string' },
+      auth: { type: 'string', default: 'none' },
       json: { type: 'boolean', default: false },
       'server-log': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
@@ -135,8 +140,45 @@ async function main(): Promise<number> {
     seed: positiveInt(values.seed, 1, 'seed'),
   };
   const log = (message: string): void => void process.stderr.write(`[bench] ${message}\n`);
+  const authArg = values.auth ?? 'none';
+  if (authArg !== 'none' && authArg !== 'smart' && authArg !== 'both')
+    throw new UsageError(`--auth must be none, smart or both`);
+  const modes: Array<'none' | 'smart'> = authArg === 'both' ? ['none', 'smart'] : [authArg];
 
   const mainJs = await ensureBuilt(ROOT_DIR, log);
+  const reports: Report[] = [];
+  for (const auth of modes) {
+    log(`AUTH=${auth}`);
+    reports.push(await runOnce(mainJs, scenario, options, auth, values['server-log'] === true, log));
+  }
+  if (values.json === true) {
+    console.log(JSON.stringify(reports.length === 1 ? reports[0] : reports, null, 2));
+  } else {
+    console.log(reports.map(formatTable).join('\n\n'));
+    if (reports.length === 2) {
+      const [a, b] = reports as [Report, Report];
+      for (const phase of a.phases) {
+        const other = b.phases.find((p) => p.name === phase.name);
+        if (other)
+          console.log(
+            `${phase.name}: AUTH=smart ${other.perSecond.toFixed(0)} res/s vs AUTH=none ${phase.perSecond.toFixed(0)} res/s` +
+              ` (ratio ${(other.perSecond / phase.perSecond).toFixed(2)})`,
+          );
+      }
+    }
+  }
+  return 0;
+}
+
+async function runOnce(
+  mainJs: string,
+  scenario: NonNullable<ReturnType<typeof findScenario>>,
+  options: ScenarioOptions,
+  auth: 'none' | 'smart',
+  forwardOutput: boolean,
+  log: (message: string) => void,
+): Promise<Report> {
+  const smart = auth === 'smart' ? await benchSmart() : undefined;
   let server: RunningServer | undefined;
   const onSignal = (signal: NodeJS.Signals): void => {
     server?.disposeSync();
@@ -145,8 +187,8 @@ async function main(): Promise<number> {
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   try {
-    server = await startServer(mainJs, { rootDir: ROOT_DIR, log, forwardOutput: values['server-log'] });
-    const client = new HttpClient(server.baseUrl, options.concurrency);
+    server = await startServer(mainJs, { rootDir: ROOT_DIR, log, forwardOutput, env: smart?.env });
+    const client = new HttpClient(server.baseUrl, options.concurrency, undefined, smart?.headers);
     let phases: PhaseResult[];
     try {
       phases = await scenario.run({ client, options, random: new Random(options.seed), log });
@@ -163,6 +205,7 @@ async function main(): Promise<number> {
     const cpus = os.cpus();
     const report: Report = {
       scenario: scenario.name,
+      auth,
       options,
       environment: {
         node: process.version,
@@ -180,10 +223,12 @@ async function main(): Promise<number> {
         dataDirFiles: size.files,
       },
     };
-    console.log(values.json === true ? JSON.stringify(report, null, 2) : formatTable(report));
-    return 0;
+    return report;
   } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
     await server?.dispose();
+    await smart?.cleanup();
   }
 }
 

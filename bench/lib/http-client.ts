@@ -26,6 +26,8 @@ export class HttpClient {
     readonly baseUrl: URL,
     maxSockets: number,
     private readonly timeoutMs = 30_000,
+    /** Sent with every request (e.g. Authorization). */
+    private readonly defaultHeaders: Record<string, string> = {},
   ) {
     this.agent = new http.Agent({ keepAlive: true, maxSockets, maxFreeSockets: maxSockets });
   }
@@ -34,7 +36,7 @@ export class HttpClient {
   request(method: string, path: string, options: RequestOptions = {}): Promise<HttpResponse> {
     const url = new URL(path, this.baseUrl.href.endsWith('/') ? this.baseUrl : `${this.baseUrl.href}/`);
     const payload = options.body === undefined ? undefined : Buffer.from(JSON.stringify(options.body));
-    const headers: Record<string, string> = { accept: FHIR_JSON, ...options.headers };
+    const headers: Record<string, string> = { accept: FHIR_JSON, ...this.defaultHeaders, ...options.headers };
     if (payload !== undefined) {
       headers['content-type'] = FHIR_JSON;
       headers['content-length'] = String(payload.length);

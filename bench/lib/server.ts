@@ -17,6 +17,8 @@ export interface ServerOptions {
   /** Forward the server's own log lines to stderr as they come. */
   forwardOutput?: boolean;
   readyTimeoutMs?: number;
+  /** Extra environment for the server (e.g. AUTH=smart and its SMART_* settings). */
+  env?: Record<string, string>;
 }
 
 export interface RunningServer {
@@ -153,6 +155,9 @@ export async function startServer(mainJs: string, options: ServerOptions): Promi
     BASE_URL: baseUrl.href,
     DATA_DIR: dataDir,
     LOG_LEVEL: 'warn',
+    // Production refuses AUTH=none unless told; the default bench measures the open server.
+    ALLOW_NO_AUTH: 'true',
+    ...options.env,
   };
   delete env.MONGODB_URI;
   delete env.MONGODB_DB;

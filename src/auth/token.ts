@@ -109,6 +109,7 @@ export class TokenVerifier {
     }
     // A cached token is good until it expires; a not-yet-valid one is never cached.
     const until = Math.min(((payload.exp as number) + this.tolerance) * 1000, t + 5 * 60_000);
+    if (this.cacheSize === 0) return payload;
     if (this.cache.size >= this.cacheSize) {
       const oldest = this.cache.keys().next();
       if (!oldest.done) this.cache.delete(oldest.value);
