@@ -90,6 +90,7 @@ export class IndexExtractor {
 
   extract(resource: Resource): Record<string, unknown> {
     const idx: Record<string, unknown> = {};
+    if (!isRecord(resource) || typeof resource.resourceType !== 'string') return idx;
     const type = resource.resourceType;
     const sorts: Record<string, SortKeys> = {};
     for (const plan of this.planFor(type)) {
