@@ -17,6 +17,8 @@ import { history } from './interactions/history';
 import * as search from './interactions/search';
 import { everything } from './operations/everything';
 import * as bulk from './operations/export';
+import * as terminology from './operations/terminology';
+import { validateOperation } from './operations/validate';
 
 type Handler = (ctx: AppContext, req: Request, res: Response) => Promise<void>;
 
@@ -101,6 +103,22 @@ export function createApp(ctx: AppContext): express.Express {
   router.delete('/$export-status/:id', h(bulk.exportCancel));
   router.get('/$export-file/:id/:name', h(bulk.exportFile));
   router.get('/Patient/:id/$everything', h(everything));
+  // Terminology and $validate (operations/terminology.ts, operations/validate.ts).
+  for (const [path, fn] of [
+    ['/ValueSet/$expand', terminology.expand],
+    ['/ValueSet/:id/$expand', terminology.expand],
+    ['/ValueSet/$validate-code', terminology.valueSetValidateCode],
+    ['/ValueSet/:id/$validate-code', terminology.valueSetValidateCode],
+    ['/CodeSystem/$validate-code', terminology.codeSystemValidateCode],
+    ['/CodeSystem/$lookup', terminology.lookup],
+    ['/CodeSystem/$subsumes', terminology.subsumes],
+  ] as const) {
+    router.get(path, h(fn));
+    router.post(path, h(fn));
+  }
+  router.post('/:type/$validate', h(validateOperation));
+  router.get('/:type/:id/$validate', h(validateOperation));
+  router.post('/:type/:id/$validate', h(validateOperation));
 
   router.get('/metadata', metadataHandler(ctx, search.FEATURES));
   router.get('/_history', h(history));
@@ -122,6 +140,9 @@ export function createApp(ctx: AppContext): express.Express {
   router.get('/Patient/:id/:compartmentType', h(search.compartmentSearch));
 
   const allow: Array<[RegExp, string]> = [
+    [/^\/[^/]+\/\$validate$/, 'POST'],
+    [/^\/[^/]+\/[^/]+\/\$validate$/, 'GET, HEAD, POST'],
+    [/^\/(ValueSet|CodeSystem)\/([^/]+\/)?\$(expand|validate-code|lookup|subsumes)$/, 'GET, HEAD, POST'],
     [/^\/?$/, 'GET, HEAD, POST'],
     [/^\/metadata$/, 'GET, HEAD'],
     [/^\/[^/]+\/[^/]+\/_history\/[^/]+$/, 'GET, HEAD'],
