@@ -92,6 +92,11 @@ describe('date search', () => {
     };
     expect(await matches(mr, 'authoredon=2021-05')).toBe(true);
   });
+  it('a time zone whose + arrived unencoded (as a space) still parses', async () => {
+    const e = encounter('2020-01-02T10:00:00+05:00', '2020-01-02T11:00:00+05:00');
+    expect(await matches(e, 'date=ge2020-01-02T10:00:00+05:00')).toBe(true);
+    expect(await matches(e, 'date=gt2020-01-02T11:00:00+05:00')).toBe(false);
+  });
   it('an invalid date is a 400', async () => {
     await expect(matches(born('2000'), 'birthdate=yesterday')).rejects.toThrow(/Invalid date/);
   });

@@ -33,7 +33,8 @@ const DATE =
 
 /** The range of a FHIR date, dateTime or instant (or a search value of the same shape). */
 export function parseDateRange(text: string): DateRange | undefined {
-  const m = DATE.exec(text.trim());
+  // An unencoded `+` of a time zone arrives as a space from form decoding: `...T10:00:00 05:00`.
+  const m = DATE.exec(text.trim().replace(/ (\d{2}:\d{2})$/, '+$1'));
   if (!m) return undefined;
   const year = Number(m[1]);
   const month = m[2] === undefined ? undefined : Number(m[2]);
