@@ -23,8 +23,13 @@ for (const f of files) {
 }
 const { registry } = loadDefinitions();
 let errors = 0;
-for (const fullText of [true, false]) {
-  const extractor = new IndexExtractor(registry, { fullText, onError: () => errors++ });
+const configs = [
+  { fullText: true, fastPaths: true },
+  { fullText: false, fastPaths: true },
+  { fullText: false, fastPaths: false },
+];
+for (const { fullText, fastPaths } of configs) {
+  const extractor = new IndexExtractor(registry, { fullText, fastPaths, onError: () => errors++ });
   for (const r of resources) extractor.extract(r); // warm-up: compiles every expression once
   const times: number[] = [];
   for (let pass = 0; pass < 5; pass++) {
@@ -34,6 +39,6 @@ for (const fullText of [true, false]) {
   }
   times.sort((a, b) => a - b);
   console.log(
-    `${resources.length} resources from ${files.length} bundles, fullText=${fullText}: median ${times[2]?.toFixed(1)} us/resource (errors: ${errors})`,
+    `${resources.length} resources from ${files.length} bundles, fullText=${fullText} fastPaths=${fastPaths}: median ${times[2]?.toFixed(1)} us/resource (errors: ${errors})`,
   );
 }
