@@ -17,7 +17,13 @@ const OPTIONS = { traceFn: (): void => undefined };
  */
 export class InvariantEngine {
   private readonly compiled = new Map<string, Compiled | null>();
-  readonly stats = { compiled: 0, uncompilable: 0, runtimeErrors: 0, uncompilableKeys: new Set<string>(), runtimeErrorKeys: new Set<string>() };
+  readonly stats = {
+    compiled: 0,
+    uncompilable: 0,
+    runtimeErrors: 0,
+    uncompilableKeys: new Set<string>(),
+    runtimeErrorKeys: new Set<string>(),
+  };
 
   private compile(base: string, expression: string, key: string): Compiled | null {
     const cacheKey = `${base}\u0000${expression}`;
@@ -44,7 +50,8 @@ export class InvariantEngine {
     rootResource: unknown,
   ): InvariantResult {
     const native = NATIVE[c.key];
-    if (native && native.expression === c.expression) return native.check(value, resource, rootResource) ? 'pass' : 'fail';
+    if (native && native.expression === c.expression)
+      return native.check(value, resource, rootResource) ? 'pass' : 'fail';
     if (!c.expression) return 'skipped';
     const fn = this.compile(base, c.expression, c.key);
     if (!fn) return 'skipped';
@@ -71,36 +78,58 @@ function hasValueKey(o: Record<string, unknown>): boolean {
 }
 
 /** Invariants on every resource and extension, implemented natively; used only when the expression is the R4 one. */
-const NATIVE: Record<string, { expression: string; check: (v: unknown, resource: unknown, root: unknown) => boolean }> = {
+const NATIVE: Record<
+  string,
+  { expression: string; check: (v: unknown, resource: unknown, root: unknown) => boolean }
+> = {
   'ref-1': {
     expression:
       "reference.startsWith('#').not() or (reference.substring(1).trace('url') in %rootResource.contained.id.trace('ids'))",
     check: (v, _r, root) => {
       if (!isObject(v) || typeof v.reference !== 'string' || !v.reference.startsWith('#')) return true;
       const id = v.reference.slice(1);
-      return isObject(root) && Array.isArray(root.contained) && root.contained.some((c) => isObject(c) && c.id === id);
+      return (
+        isObject(root) &&
+        Array.isArray(root.contained) &&
+        root.contained.some((c) => isObject(c) && c.id === id)
+      );
     },
   },
-  'qty-3': { expression: 'code.empty() or system.exists()', check: (v) => !isObject(v) || v.code === undefined || v.system !== undefined },
-  'cpt-2': { expression: 'value.empty() or system.exists()', check: (v) => !isObject(v) || v.value === undefined || v.system !== undefined },
-  'att-1': { expression: 'data.empty() or contentType.exists()', check: (v) => !isObject(v) || v.data === undefined || v.contentType !== undefined },
+  'qty-3': {
+    expression: 'code.empty() or system.exists()',
+    check: (v) => !isObject(v) || v.code === undefined || v.system !== undefined,
+  },
+  'cpt-2': {
+    expression: 'value.empty() or system.exists()',
+    check: (v) => !isObject(v) || v.value === undefined || v.system !== undefined,
+  },
+  'att-1': {
+    expression: 'data.empty() or contentType.exists()',
+    check: (v) => !isObject(v) || v.data === undefined || v.contentType !== undefined,
+  },
   'obs-6': {
     expression: 'dataAbsentReason.empty() or value.empty()',
     check: (v) => !isObject(v) || v.dataAbsentReason === undefined || !hasValueKey(v),
   },
   'obs-7': {
-    expression: 'value.empty() or component.code.where(coding.intersect(%resource.code.coding).exists()).empty()',
+    expression:
+      'value.empty() or component.code.where(coding.intersect(%resource.code.coding).exists()).empty()',
     check: (v) => {
       if (!isObject(v) || !hasValueKey(v) || !Array.isArray(v.component)) return true;
       const own = isObject(v.code) && Array.isArray(v.code.coding) ? v.code.coding : [];
       return !v.component.some(
-        (c) => isObject(c) && isObject(c.code) && Array.isArray(c.code.coding) && c.code.coding.some((x) => own.some((y) => jsonEqual(x, y))),
+        (c) =>
+          isObject(c) &&
+          isObject(c.code) &&
+          Array.isArray(c.code.coding) &&
+          c.code.coding.some((x) => own.some((y) => jsonEqual(x, y))),
       );
     },
   },
   'per-1': {
     expression: 'start.hasValue().not() or end.hasValue().not() or (start <= end)',
-    check: (v) => !isObject(v) || typeof v.start !== 'string' || typeof v.end !== 'string' || !dateAfter(v.start, v.end),
+    check: (v) =>
+      !isObject(v) || typeof v.start !== 'string' || typeof v.end !== 'string' || !dateAfter(v.start, v.end),
   },
   'ext-1': {
     expression: 'extension.exists() != value.exists()',
@@ -114,14 +143,22 @@ const NATIVE: Record<string, { expression: string; check: (v: unknown, resource:
   },
   'dom-2': {
     expression: 'contained.contained.empty()',
-    check: (v) => !isObject(v) || !Array.isArray(v.contained) || v.contained.every((c) => !isObject(c) || c.contained === undefined),
+    check: (v) =>
+      !isObject(v) ||
+      !Array.isArray(v.contained) ||
+      v.contained.every((c) => !isObject(c) || c.contained === undefined),
   },
   'dom-4': {
     expression: 'contained.meta.versionId.empty() and contained.meta.lastUpdated.empty()',
     check: (v) =>
       !isObject(v) ||
       !Array.isArray(v.contained) ||
-      v.contained.every((c) => !isObject(c) || !isObject(c.meta) || (c.meta.versionId === undefined && c.meta.lastUpdated === undefined)),
+      v.contained.every(
+        (c) =>
+          !isObject(c) ||
+          !isObject(c.meta) ||
+          (c.meta.versionId === undefined && c.meta.lastUpdated === undefined),
+      ),
   },
   'dom-5': {
     expression: 'contained.meta.security.empty()',
@@ -172,7 +209,12 @@ function containedReferenced(resource: Record<string, unknown>): boolean {
 
 /** txt-1 (narrative.html#xhtml): no active content, no event handlers, only the allowed markup. */
 function safeXhtml(div: string): boolean {
-  if (/<\s*(script|object|applet|embed|form|input|iframe|frame|frameset|base|link|meta|head|body|html|style|title|button|select|textarea)\b/i.test(div)) return false;
+  if (
+    /<\s*(script|object|applet|embed|form|input|iframe|frame|frameset|base|link|meta|head|body|html|style|title|button|select|textarea)\b/i.test(
+      div,
+    )
+  )
+    return false;
   if (/<[^>]*\son[a-z]+\s*=/i.test(div)) return false;
   return true;
 }

@@ -174,7 +174,8 @@ export function compileStructure(sd: StructureDefinition): CompiledStructure | u
       const sliceName = last.slice(colon + 1);
       let sliced = parent.children.get(baseName);
       // Re-slicing (a/b): attach to the base element; matching uses the full slice name.
-      if (sliced && sliceName.includes('/')) sliced = sliced.slices.find((s) => s.sliceName === sliceName.split('/')[0]) ?? sliced;
+      if (sliced && sliceName.includes('/'))
+        sliced = sliced.slices.find((s) => s.sliceName === sliceName.split('/')[0]) ?? sliced;
       if (sliced) sliced.slices.push(node);
       continue;
     }

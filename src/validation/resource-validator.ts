@@ -43,5 +43,7 @@ export class ProfileValidator implements ResourceValidator {
 /** The issues worth returning with a rejection: errors first, then warnings; no information. */
 function onlyProblems(issues: OperationOutcomeIssue[]): OperationOutcomeIssue[] {
   const rank = { fatal: 0, error: 1, warning: 2, information: 3 } as const;
-  return issues.filter((i) => i.severity !== 'information').sort((a, b) => rank[a.severity] - rank[b.severity]);
+  return issues
+    .filter((i) => i.severity !== 'information')
+    .sort((a, b) => rank[a.severity] - rank[b.severity]);
 }

@@ -9,7 +9,12 @@ export interface Item {
   type: string;
 }
 
-type Segment = { kind: 'name'; name: string } | { kind: 'ext'; url: string } | { kind: 'this' } | { kind: 'resolve' } | { kind: 'ofType'; type: string };
+type Segment =
+  | { kind: 'name'; name: string }
+  | { kind: 'ext'; url: string }
+  | { kind: 'this' }
+  | { kind: 'resolve' }
+  | { kind: 'ofType'; type: string };
 
 const segmentCache = new Map<string, Segment[]>();
 
@@ -18,7 +23,8 @@ function segments(path: string): Segment[] {
   let out = segmentCache.get(path);
   if (out) return out;
   out = [];
-  const re = /\$this|resolve\(\)|extension\('([^']*)'\)|extension\("([^"]*)"\)|ofType\(([^)]*)\)|[A-Za-z0-9_]+(?:\[x\])?/g;
+  const re =
+    /\$this|resolve\(\)|extension\('([^']*)'\)|extension\("([^"]*)"\)|ofType\(([^)]*)\)|[A-Za-z0-9_]+(?:\[x\])?/g;
   for (const m of path.matchAll(re)) {
     const t = m[0];
     if (t === '$this') out.push({ kind: 'this' });
@@ -47,7 +53,8 @@ export function valuesAt(value: unknown, path: string): unknown[] | undefined {
       const o = v as Record<string, unknown>;
       if (seg.kind === 'ext') {
         for (const e of asArray(o.extension)) {
-          if (typeof e === 'object' && e !== null && (e as Record<string, unknown>).url === seg.url) next.push(e);
+          if (typeof e === 'object' && e !== null && (e as Record<string, unknown>).url === seg.url)
+            next.push(e);
         }
       } else if (seg.name in o) {
         next.push(...asArray(o[seg.name]));
@@ -95,7 +102,10 @@ function expectedAt(slice: ElementNode, path: string): { value: unknown; exact: 
     if (!node) return undefined;
     const fixedOrPattern = node.fixed ?? node.pattern;
     if (fixedOrPattern !== undefined) {
-      const rest = segs.slice(i).map((s) => (s.kind === 'name' ? s.name : s.kind === 'ext' ? `extension('${s.url}')` : '')).join('.');
+      const rest = segs
+        .slice(i)
+        .map((s) => (s.kind === 'name' ? s.name : s.kind === 'ext' ? `extension('${s.url}')` : ''))
+        .join('.');
       const exact = node.fixed !== undefined;
       if (!rest) return { value: fixedOrPattern, exact };
       const vals = valuesAt(fixedOrPattern, rest);
@@ -153,7 +163,9 @@ export function matchesSlice(
         if (!actual.some((a) => memberOf(a, vs))) return false;
         continue;
       }
-      const ok = actual.some((a) => (expected.exact && d.type === 'value' ? jsonEqual(a, expected.value) : jsonContains(a, expected.value)));
+      const ok = actual.some((a) =>
+        expected.exact && d.type === 'value' ? jsonEqual(a, expected.value) : jsonContains(a, expected.value),
+      );
       if (!ok) return false;
     } else if (d.type === 'exists') {
       const node = nodeAt(slice, d.path);

@@ -6,7 +6,10 @@ export interface CodeSystemIndex {
   url: string;
   /** content = complete: a code not listed is not in the system. */
   complete: boolean;
-  concepts: Map<string, { display?: string; definition?: string; parents: Set<string>; concept: CodeSystemConcept }>;
+  concepts: Map<
+    string,
+    { display?: string; definition?: string; parents: Set<string>; concept: CodeSystemConcept }
+  >;
   caseSensitive: boolean;
 }
 
@@ -120,7 +123,8 @@ export class TerminologyService {
           add(fromSystem, { system: inc.system, code, display: cs.concepts.get(code)?.display });
         }
       } else {
-        for (const [code, c] of cs.concepts) add(fromSystem, { system: inc.system, code, display: c.display });
+        for (const [code, c] of cs.concepts)
+          add(fromSystem, { system: inc.system, code, display: c.display });
       }
     }
     let result = fromSystem;
@@ -154,7 +158,10 @@ export class TerminologyService {
   }
 
   /** Looks a code up in a held CodeSystem. */
-  lookup(system: string, code: string): { display?: string; definition?: string; parents: string[]; children: string[] } | undefined {
+  lookup(
+    system: string,
+    code: string,
+  ): { display?: string; definition?: string; parents: string[]; children: string[] } | undefined {
     const cs = this.codeSystem(system);
     const c = cs?.concepts.get(code);
     if (!cs || !c) return undefined;
@@ -164,7 +171,11 @@ export class TerminologyService {
   }
 
   /** $subsumes: how codeA relates to codeB in a held CodeSystem's hierarchy. */
-  subsumes(system: string, codeA: string, codeB: string): 'equivalent' | 'subsumes' | 'subsumed-by' | 'not-subsumed' | undefined {
+  subsumes(
+    system: string,
+    codeA: string,
+    codeB: string,
+  ): 'equivalent' | 'subsumes' | 'subsumed-by' | 'not-subsumed' | undefined {
     const cs = this.codeSystem(system);
     if (!cs || !cs.concepts.has(codeA) || !cs.concepts.has(codeB)) return undefined;
     if (codeA === codeB) return 'equivalent';
@@ -249,7 +260,12 @@ function descendants(cs: CodeSystemIndex, code: string, self: boolean): Set<stri
 }
 
 /** Codes of a held CodeSystem matching one compose filter; undefined when the filter is not supported. */
-function filterCodes(cs: CodeSystemIndex, property: string, op: string, value: string): Set<string> | undefined {
+function filterCodes(
+  cs: CodeSystemIndex,
+  property: string,
+  op: string,
+  value: string,
+): Set<string> | undefined {
   if (property === 'concept' || property === 'code') {
     if (op === 'is-a') return descendants(cs, value, true);
     if (op === 'descendent-of') return descendants(cs, value, false);
@@ -271,7 +287,8 @@ function filterCodes(cs: CodeSystemIndex, property: string, op: string, value: s
     for (const [code, c] of cs.concepts) {
       for (const p of c.concept.property ?? []) {
         if (p.code !== property) continue;
-        const v = p.valueCode ?? p.valueString ?? (p.valueBoolean === undefined ? undefined : String(p.valueBoolean));
+        const v =
+          p.valueCode ?? p.valueString ?? (p.valueBoolean === undefined ? undefined : String(p.valueBoolean));
         if (v !== undefined && values.has(v)) out.add(code);
       }
     }

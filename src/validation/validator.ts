@@ -6,6 +6,7 @@ import { InvariantEngine } from './invariants';
 import { jsonRepresentationIssues } from './json-rules';
 import { type CompiledStructure, type Constraint, type ElementNode, compileStructure } from './model';
 import { isPrimitiveType, primitiveProblem } from './primitives';
+import { generateSnapshot } from './snapshot';
 import { type Item, extensionUrl, matchesSlice } from './slicing';
 import { TerminologyService } from './terminology';
 
@@ -59,7 +60,11 @@ export class InstanceValidator {
   structure(url: string): CompiledStructure | undefined {
     let s = this.structures.get(url);
     if (s === undefined) {
-      const sd = this.registry.structureDefinition(url);
+      let sd = this.registry.structureDefinition(url);
+      if (sd && !sd.snapshot?.element?.length) {
+        const element = generateSnapshot(sd, (u) => this.registry.structureDefinition(u));
+        sd = element ? { ...sd, snapshot: { element } } : undefined;
+      }
       s = (sd && compileStructure(sd)) ?? null;
       this.structures.set(url, s);
     }
@@ -68,28 +73,49 @@ export class InstanceValidator {
 
   /** Validates a resource against its base definition, the profiles in meta.profile, and `profiles`. */
   validate(resource: unknown, profiles: readonly string[] = []): ValidationResult {
-    const run: Run = { issues: [], origin: 'base', resource, container: resource, root: resource, probe: false };
+    const run: Run = {
+      issues: [],
+      origin: 'base',
+      resource,
+      container: resource,
+      root: resource,
+      probe: false,
+    };
     if (!isObject(resource) || typeof resource.resourceType !== 'string') {
-      run.issues.push({ ...issue('structure', 'The content is not a FHIR resource (no resourceType)'), origin: 'base' });
+      run.issues.push({
+        ...issue('structure', 'The content is not a FHIR resource (no resourceType)'),
+        origin: 'base',
+      });
       return finish(run);
     }
     const type = resource.resourceType;
     for (const i of jsonRepresentationIssues(resource as never)) run.issues.push({ ...i, origin: 'base' });
     this.checkResource(resource, type, run);
     const meta = resource.meta;
-    const claimed = isObject(meta) && Array.isArray(meta.profile) ? meta.profile.filter((p): p is string => typeof p === 'string') : [];
+    const claimed =
+      isObject(meta) && Array.isArray(meta.profile)
+        ? meta.profile.filter((p): p is string => typeof p === 'string')
+        : [];
     for (const url of new Set([...claimed, ...profiles])) {
       if (url === `${CORE}${type}`) continue;
       const s = this.structure(url);
       if (!s) {
         run.issues.push({
-          ...issue('not-found', `Profile ${url} is not known to this server; only the base definition of ${type} was checked`, 'warning', [`${type}.meta.profile`]),
+          ...issue(
+            'not-found',
+            `Profile ${url} is not known to this server; only the base definition of ${type} was checked`,
+            'warning',
+            [`${type}.meta.profile`],
+          ),
           origin: 'profile',
         });
         continue;
       }
       if (s.type !== type) {
-        run.issues.push({ ...issue('invalid', `Profile ${url} is for ${s.type}, not ${type}`, 'error', [type]), origin: 'profile' });
+        run.issues.push({
+          ...issue('invalid', `Profile ${url} is for ${s.type}, not ${type}`, 'error', [type]),
+          origin: 'profile',
+        });
         continue;
       }
       const prun: Run = { ...run, origin: 'profile' };
@@ -102,13 +128,26 @@ export class InstanceValidator {
   conformsTo(value: unknown, profile: string, outer: Run): boolean | undefined {
     const s = this.structure(profile);
     if (!s) return undefined;
-    const run: Run = { issues: [], origin: 'profile', resource: outer.resource, container: outer.container, root: outer.root, probe: true };
+    const run: Run = {
+      issues: [],
+      origin: 'profile',
+      resource: outer.resource,
+      container: outer.container,
+      root: outer.root,
+      probe: true,
+    };
     const type = isObject(value) && typeof value.resourceType === 'string' ? value.resourceType : s.type;
     this.checkItem({ value, type }, s.root, s.type, run, s.kind === 'resource');
     return !run.issues.some((i) => i.severity === 'error' || i.severity === 'fatal');
   }
 
-  private report(run: Run, code: OperationOutcomeIssue['code'], msg: string, loc: string, severity: OperationOutcomeIssue['severity'] = 'error'): void {
+  private report(
+    run: Run,
+    code: OperationOutcomeIssue['code'],
+    msg: string,
+    loc: string,
+    severity: OperationOutcomeIssue['severity'] = 'error',
+  ): void {
     if (run.issues.length >= MAX_ISSUES) return;
     run.issues.push({ ...issue(code, msg, severity, [loc]), origin: run.origin });
   }
@@ -126,7 +165,12 @@ export class InstanceValidator {
       return;
     }
     const contained = /\.contained\[\d+\]$/.test(loc);
-    const inner: Run = { ...run, origin: 'base', resource: value, container: contained ? run.container : value };
+    const inner: Run = {
+      ...run,
+      origin: 'base',
+      resource: value,
+      container: contained ? run.container : value,
+    };
     this.checkItem({ value, type }, s.root, type, inner, true, loc);
   }
 
@@ -145,7 +189,10 @@ export class InstanceValidator {
     }
     let out = byType.get(type);
     if (!out) {
-      const typeRoot = node.children.size === 0 && !isPrimitiveType(type) ? this.structure(`${CORE}${type}`)?.root : undefined;
+      const typeRoot =
+        node.children.size === 0 && !isPrimitiveType(type)
+          ? this.structure(`${CORE}${type}`)?.root
+          : undefined;
       const seen = new Set<string>();
       out = [];
       for (const c of [...node.constraints, ...(typeRoot && typeRoot !== node ? typeRoot.constraints : [])]) {
@@ -159,7 +206,14 @@ export class InstanceValidator {
   }
 
   /** Validates one occurrence of an element against its definition. */
-  private checkItem(item: Item, node: ElementNode, type: string, run: Run, resourceRoot = false, locIn?: string): void {
+  private checkItem(
+    item: Item,
+    node: ElementNode,
+    type: string,
+    run: Run,
+    resourceRoot = false,
+    locIn?: string,
+  ): void {
     const loc = locIn ?? (resourceRoot ? type : node.path);
     const { value } = item;
     if (run.probe && run.issues.length > 0) return;
@@ -173,12 +227,16 @@ export class InstanceValidator {
       }
       if (item.ext !== undefined && item.ext !== null) {
         const el = this.structure(`${CORE}Element`);
-        if (!isObject(item.ext)) this.report(run, 'structure', `The primitive extension of ${loc} must be an object`, loc);
+        if (!isObject(item.ext))
+          this.report(run, 'structure', `The primitive extension of ${loc} must be an object`, loc);
         else if (el) this.checkObject(item.ext, el.root.children, 'Element', loc, run, false);
       }
     } else if ((type === 'Resource' || this.registry.isResourceType(type)) && !resourceRoot) {
       this.checkResource(value, loc, run);
-      for (const t of node.types) for (const p of t.profiles) if (this.conformsTo(value, p, run) === false) this.report(run, 'structure', `${loc} does not conform to profile ${p}`, loc);
+      for (const t of node.types)
+        for (const p of t.profiles)
+          if (this.conformsTo(value, p, run) === false)
+            this.report(run, 'structure', `${loc} does not conform to profile ${p}`, loc);
       return;
     } else {
       if (!isObject(value)) {
@@ -196,13 +254,21 @@ export class InstanceValidator {
       const base = type === 'BackboneElement' || type === 'Element' ? node.path.replace(/\[x\]/g, '') : type;
       for (const c of constraints) {
         const r = this.invariants.evaluate(c, base, value, run.resource, run.root);
-        if (r === 'fail') this.report(run, 'invariant', `Constraint failed: ${c.key}: '${c.human}'`, loc, c.severity);
+        if (r === 'fail')
+          this.report(run, 'invariant', `Constraint failed: ${c.key}: '${c.human}'`, loc, c.severity);
       }
     }
   }
 
   /** The elements of a complex value: known names, JSON shapes, cardinality, then each occurrence. */
-  private checkObject(obj: Record<string, unknown>, children: Map<string, ElementNode>, type: string, loc: string, run: Run, resourceRoot: boolean): void {
+  private checkObject(
+    obj: Record<string, unknown>,
+    children: Map<string, ElementNode>,
+    type: string,
+    loc: string,
+    run: Run,
+    resourceRoot: boolean,
+  ): void {
     const groups = new Map<ElementNode, { key: string; type: string; value?: unknown; ext?: unknown }>();
     for (const key of Object.keys(obj)) {
       if (resourceRoot && key === 'resourceType') continue;
@@ -234,7 +300,12 @@ export class InstanceValidator {
         continue;
       }
       if (isExt && !isPrimitiveType(childType)) {
-        this.report(run, 'structure', `'${key}': only primitive elements have a '_' extension partner`, `${loc}.${key}`);
+        this.report(
+          run,
+          'structure',
+          `'${key}': only primitive elements have a '_' extension partner`,
+          `${loc}.${key}`,
+        );
         continue;
       }
       let g = groups.get(child);
@@ -242,7 +313,12 @@ export class InstanceValidator {
         g = { key: isExt ? name : key, type: childType };
         groups.set(child, g);
       } else if (g.type !== childType) {
-        this.report(run, 'structure', `${child.name}[x] has more than one type (${cap(g.type)} and ${cap(childType)})`, `${loc}.${child.name}`);
+        this.report(
+          run,
+          'structure',
+          `${child.name}[x] has more than one type (${cap(g.type)} and ${cap(childType)})`,
+          `${loc}.${child.name}`,
+        );
         continue;
       }
       if (isExt) g.ext = obj[key];
@@ -251,10 +327,16 @@ export class InstanceValidator {
     for (const child of children.values()) {
       const g = groups.get(child);
       if (!g) {
-        if (child.min > 0) this.report(run, 'required', `${loc}.${child.name}${child.choice ? '[x]' : ''}: minimum required = ${child.min}, but only found 0`, `${loc}.${child.name}`);
+        if (child.min > 0)
+          this.report(
+            run,
+            'required',
+            `${loc}.${child.name}${child.choice ? '[x]' : ''}: minimum required = ${child.min}, but only found 0`,
+            `${loc}.${child.name}`,
+          );
         continue;
       }
-      const at = child.choice ? `${loc}.${child.name}.ofType(${cap(g.type)})` : `${loc}.${child.name}`;
+      const at = child.choice ? `${loc}.${child.name}.ofType(${g.type})` : `${loc}.${child.name}`;
       const items: Item[] = [];
       if (child.array) {
         if (g.value !== undefined && !Array.isArray(g.value)) {
@@ -285,8 +367,15 @@ export class InstanceValidator {
         if (g.ext !== undefined) it.ext = g.ext;
         items.push(it);
       }
-      if (items.length < child.min) this.report(run, 'required', `${at}: minimum required = ${child.min}, but only found ${items.length}`, at);
-      if (items.length > child.max) this.report(run, 'structure', `${at}: maximum allowed = ${child.max}, but found ${items.length}`, at);
+      if (items.length < child.min)
+        this.report(
+          run,
+          'required',
+          `${at}: minimum required = ${child.min}, but only found ${items.length}`,
+          at,
+        );
+      if (items.length > child.max)
+        this.report(run, 'structure', `${at}: maximum allowed = ${child.max}, but found ${items.length}`, at);
       for (let i = 0; i < items.length; i++) {
         const it = items[i] as Item;
         this.checkItem(it, child, it.type, run, false, child.array ? `${at}[${i}]` : at);
@@ -315,7 +404,12 @@ export class InstanceValidator {
       }
       if (!slice) {
         if (node.slicing?.rules === 'closed') {
-          this.report(run, 'structure', `${loc} does not match any slice of a closed slicing (${node.slices.map((s) => s.sliceName).join(', ')})`, loc);
+          this.report(
+            run,
+            'structure',
+            `${loc} does not match any slice of a closed slicing (${node.slices.map((s) => s.sliceName).join(', ')})`,
+            loc,
+          );
         }
         continue;
       }
@@ -324,8 +418,20 @@ export class InstanceValidator {
     }
     for (const s of node.slices) {
       const n = counts.get(s) ?? 0;
-      if (n < s.min) this.report(run, 'structure', `Slice '${s.sliceName ?? ''}' of ${at}: minimum required = ${s.min}, but only found ${n}`, at);
-      if (n > s.max) this.report(run, 'structure', `Slice '${s.sliceName ?? ''}' of ${at}: maximum allowed = ${s.max}, but found ${n}`, at);
+      if (n < s.min)
+        this.report(
+          run,
+          'structure',
+          `Slice '${s.sliceName ?? ''}' of ${at}: minimum required = ${s.min}, but only found ${n}`,
+          at,
+        );
+      if (n > s.max)
+        this.report(
+          run,
+          'structure',
+          `Slice '${s.sliceName ?? ''}' of ${at}: maximum allowed = ${s.max}, but found ${n}`,
+          at,
+        );
     }
   }
 
@@ -342,13 +448,23 @@ export class InstanceValidator {
     }
     if (node.minValue !== undefined || node.maxValue !== undefined) {
       const v = isObject(value) && type === 'Quantity' ? value.value : value;
-      if (node.minValue !== undefined && compareValues(v, node.minValue) < 0) this.report(run, 'value', `${loc}: value is below the minimum ${String(node.minValue)}`, loc);
-      if (node.maxValue !== undefined && compareValues(v, node.maxValue) > 0) this.report(run, 'value', `${loc}: value is above the maximum ${String(node.maxValue)}`, loc);
+      if (node.minValue !== undefined && compareValues(v, node.minValue) < 0)
+        this.report(run, 'value', `${loc}: value is below the minimum ${String(node.minValue)}`, loc);
+      if (node.maxValue !== undefined && compareValues(v, node.maxValue) > 0)
+        this.report(run, 'value', `${loc}: value is above the maximum ${String(node.maxValue)}`, loc);
     }
-    if (node.binding?.valueSet && node.binding.strength !== 'example') this.checkBinding(value, type, node.binding.strength, node.binding.valueSet, loc, run);
+    if (node.binding?.valueSet && node.binding.strength !== 'example')
+      this.checkBinding(value, type, node.binding.strength, node.binding.valueSet, loc, run);
   }
 
-  private checkBinding(value: unknown, type: string, strength: string, valueSet: string, loc: string, run: Run): void {
+  private checkBinding(
+    value: unknown,
+    type: string,
+    strength: string,
+    valueSet: string,
+    loc: string,
+    run: Run,
+  ): void {
     const codings = codingsOf(value, type);
     if (codings.length === 0) return;
     const exp = this.terminology.expand(valueSet);
@@ -357,14 +473,23 @@ export class InstanceValidator {
     let unknown = false;
     for (const c of codings) {
       // A Coding without a system cannot be checked against a ValueSet that names systems.
-      const m = c.system === undefined && type !== 'code' && type !== 'string' && type !== 'uri' ? 'unknown' : this.terminology.membership(valueSet, c.system, c.code);
+      const m =
+        c.system === undefined && type !== 'code' && type !== 'string' && type !== 'uri'
+          ? 'unknown'
+          : this.terminology.membership(valueSet, c.system, c.code);
       if (m === 'member') member = true;
       if (m === 'unknown') unknown = true;
     }
     if (member || unknown) return;
     const shown = codings.map((c) => (c.system ? `${c.system}#${c.code}` : c.code)).join(', ');
     const severity = strength === 'required' ? 'error' : 'warning';
-    this.report(run, 'code-invalid', `${loc}: ${shown} is not in the ${strength} value set ${valueSet}`, loc, severity);
+    this.report(
+      run,
+      'code-invalid',
+      `${loc}: ${shown} is not in the ${strength} value set ${valueSet}`,
+      loc,
+      severity,
+    );
   }
 
   private checkReference(value: Record<string, unknown>, node: ElementNode, loc: string, run: Run): void {
@@ -373,7 +498,8 @@ export class InstanceValidator {
     const allowed = new Set<string>();
     for (const t of node.types) {
       if (t.code !== 'Reference') continue;
-      for (const tp of t.targetProfiles) allowed.add(this.registry.structureDefinition(tp)?.type ?? tp.slice(tp.lastIndexOf('/') + 1));
+      for (const tp of t.targetProfiles)
+        allowed.add(this.registry.structureDefinition(tp)?.type ?? tp.slice(tp.lastIndexOf('/') + 1));
     }
     let target: string | undefined;
     if (ref.startsWith('#')) {
@@ -381,17 +507,29 @@ export class InstanceValidator {
       const contained = isObject(res) && Array.isArray(res.contained) ? res.contained : [];
       const found = ref === '#' ? res : contained.find((c) => isObject(c) && c.id === ref.slice(1));
       if (!isObject(found)) {
-        this.report(run, 'structure', `${loc}: the contained resource ${ref} is not in this resource`, `${loc}.reference`);
+        this.report(
+          run,
+          'structure',
+          `${loc}: the contained resource ${ref} is not in this resource`,
+          `${loc}.reference`,
+        );
         return;
       }
       target = typeof found.resourceType === 'string' ? found.resourceType : undefined;
     } else {
-      const m = /(?:^|\/)([A-Z][A-Za-z]+)\/[A-Za-z0-9\-.]{1,64}(?:\/_history\/[A-Za-z0-9\-.]{1,64})?$/.exec(ref);
+      const m = /(?:^|\/)([A-Z][A-Za-z]+)\/[A-Za-z0-9\-.]{1,64}(?:\/_history\/[A-Za-z0-9\-.]{1,64})?$/.exec(
+        ref,
+      );
       target = m?.[1];
     }
     if (!target || allowed.size === 0 || allowed.has('Resource')) return;
     if (!allowed.has(target)) {
-      this.report(run, 'structure', `${loc}: a reference to ${target} is not allowed here (allowed: ${[...allowed].join(', ')})`, `${loc}.reference`);
+      this.report(
+        run,
+        'structure',
+        `${loc}: a reference to ${target} is not allowed here (allowed: ${[...allowed].join(', ')})`,
+        `${loc}.reference`,
+      );
     }
   }
 
@@ -401,14 +539,24 @@ export class InstanceValidator {
     if (typeof url !== 'string') return;
     const profile = node.sliceName ? extensionUrl(node) : undefined;
     if (profile && profile !== url) {
-      this.report(run, 'structure', `${loc}: extension url ${url} does not match the slice's ${profile}`, loc);
+      this.report(
+        run,
+        'structure',
+        `${loc}: extension url ${url} does not match the slice's ${profile}`,
+        loc,
+      );
       return;
     }
     if (run.origin === 'profile' && !profile) return; // the base pass did it
     const s = this.structure(url.split('|')[0] ?? url);
     if (!s || s.type !== 'Extension') {
       if (node.name === 'modifierExtension' && !url.startsWith('http://hl7.org/fhir/')) {
-        this.report(run, 'structure', `${loc}: modifier extension ${url} is not known to this server, so the resource cannot be safely processed`, loc);
+        this.report(
+          run,
+          'structure',
+          `${loc}: modifier extension ${url} is not known to this server, so the resource cannot be safely processed`,
+          loc,
+        );
       }
       return;
     }
