@@ -168,8 +168,9 @@ export async function runImport(o: ImportOptions): Promise<ImportSummary> {
       doneBytes += size;
       return;
     }
-    if (/\.ndjson(\.gz)?$/.test(f)) await loadNdjson(f, fs0);
-    else await loadBundle(f);
+    if (/\.ndjson(\.gz)?$/.test(f)) {
+      if (!(await loadNdjson(f, fs0))) return; // stopped part-way: the state has the lines done
+    } else await loadBundle(f);
     fs0.done = true;
     saveState(o.statePath, state);
     doneBytes += size;
@@ -193,7 +194,7 @@ export async function runImport(o: ImportOptions): Promise<ImportSummary> {
       summary.errors.push({ file: f, ...messageOf(e) });
     }
   };
-  const loadNdjson = async (f: string, st: FileState): Promise<void> => {
+  const loadNdjson = async (f: string, st: FileState): Promise<boolean> => {
     const skip = st.lines ?? 0;
     let input: NodeJS.ReadableStream = fs.createReadStream(f);
     if (f.endsWith('.gz')) input = input.pipe(zlib.createGunzip());
@@ -232,10 +233,11 @@ export async function runImport(o: ImportOptions): Promise<ImportSummary> {
       }
       if (entries.length >= (o.chunk ?? 500)) {
         await flush();
-        if (o.stopped?.()) return;
+        if (o.stopped?.()) return false;
       }
     }
     await flush();
+    return true;
   };
 
   // Providers first, one at a time (patients refer to them); then the rest concurrently.
