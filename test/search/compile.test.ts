@@ -67,6 +67,15 @@ describe('compileSearch', () => {
     const docs = [docOf(patient('a', '(a+)+b')), docOf(patient('b', 'aaab', undefined, 'Z'))];
     expect(await search('Patient', `name=${encodeURIComponent('(a+)+')}`, docs)).toEqual(['a']);
   });
+  it('every regex metacharacter is matched literally (and the pattern is valid in Unicode mode)', async () => {
+    const name = 'a.b*c+d?e^f$g{h}i(j)k|l[m]n\\o/p-q';
+    const docs = [docOf(patient('m', name)), docOf(patient('n', 'aXb', undefined, 'Z'))];
+    expect(await search('Patient', `name:exact=${encodeURIComponent(name)}`, docs)).toEqual(['m']);
+    expect(await search('Patient', `name:contains=${encodeURIComponent('(j)k|l[m]')}`, docs)).toEqual(['m']);
+    const { filter } = await compileQuery('Patient', `name=${encodeURIComponent(name)}`);
+    const pattern = JSON.stringify(filter).match(/"\$regex":("(?:[^"\\]|\\.)*")/)?.[1] ?? '""';
+    expect(() => new RegExp(JSON.parse(pattern) as string, 'u')).not.toThrow();
+  });
   it('_text matches words of the narrative', async () => {
     const p: Patient = {
       resourceType: 'Patient',

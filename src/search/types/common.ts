@@ -43,7 +43,9 @@ export function normalizeText(s: string): string {
 
 /** Escapes every regular-expression metacharacter, so user input only ever matches itself. */
 export function escapeRegex(s: string): string {
-  return s.replace(/[.*+?^${}()|[\]\\/-]/g, '\\$&');
+  // Only the characters that are special outside a character class: `\-` and `\/` would be invalid
+  // escapes for a Unicode-mode RegExp, and no pattern built here has a class or a delimiter.
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
 /** A field of the indexed values: `idx.<code>` or `idx.<code>.<sub>`. */
