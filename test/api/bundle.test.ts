@@ -423,3 +423,35 @@ describe('POST [base] input', () => {
     expect(codes).toEqual(expect.arrayContaining(['batch', 'transaction']));
   });
 });
+
+describe('a store without multi-document transactions', () => {
+  let s: Harness;
+  beforeAll(async () => {
+    s = await startHarness();
+    // As on a standalone mongod: the backend says it cannot run transactions.
+    Object.defineProperty(s.ctx.store.backend, 'supportsTransactions', { value: false });
+  });
+  afterAll(async () => s.close());
+
+  test('refuses a transaction Bundle (501) and stores nothing', async () => {
+    const r = await s.request
+      .post('/fhir')
+      .set('Content-Type', FHIR_JSON)
+      .send(JSON.stringify(tx(create('urn:uuid:nt-1', mrn('NT')))));
+    expect(r.status).toBe(501);
+    expect(r.body.resourceType).toBe('OperationOutcome');
+    expect(await s.ctx.store.count('Patient', {})).toBe(0);
+  });
+
+  test('still runs batches, and the CapabilityStatement claims batch but not transaction', async () => {
+    const r = await s.request
+      .post('/fhir')
+      .set('Content-Type', FHIR_JSON)
+      .send(JSON.stringify(batch(create('urn:uuid:nt-2', mrn('NT')))));
+    expect((r.body as Bundle).entry?.[0]?.response?.status).toBe('201 Created');
+    const m = await s.request.get('/fhir/metadata');
+    const codes = (m.body.rest[0].interaction as Array<{ code: string }>).map((i) => i.code);
+    expect(codes).toContain('batch');
+    expect(codes).not.toContain('transaction');
+  });
+});
