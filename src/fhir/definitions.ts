@@ -150,6 +150,9 @@ export class DefinitionsRegistry {
 const R4_FILES = [
   'profiles-types.json',
   'profiles-resources.json',
+  // Core profiles (vital signs...) and extension definitions: resources claim them (Synthea's vital signs do).
+  'profiles-others.json',
+  'extension-definitions.json',
   'search-parameters.json',
   'valuesets.json',
   'v3-codesystems.json',

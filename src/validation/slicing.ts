@@ -94,37 +94,48 @@ export function extensionUrl(slice: ElementNode): string | undefined {
   return slice.types[0]?.profiles[0];
 }
 
-/** The fixed or pattern value a slice requires at a path, walking into a fixed/pattern on the way. */
+/**
+ * The fixed or pattern value a slice requires at a path, walking into a fixed/pattern on the way
+ * and into the slices of elements along the path (code.coding.code with coding sliced).
+ */
 function expectedAt(slice: ElementNode, path: string): { value: unknown; exact: boolean } | undefined {
-  const segs = segments(path).filter((s) => s.kind !== 'this' && s.kind !== 'ofType');
-  let node: ElementNode | undefined = slice;
-  for (let i = 0; i <= segs.length; i++) {
-    if (!node) return undefined;
-    const fixedOrPattern = node.fixed ?? node.pattern;
-    if (fixedOrPattern !== undefined) {
-      const rest = segs
-        .slice(i)
-        .map((s) => (s.kind === 'name' ? s.name : s.kind === 'ext' ? `extension('${s.url}')` : ''))
-        .join('.');
-      const exact = node.fixed !== undefined;
-      if (!rest) return { value: fixedOrPattern, exact };
-      const vals = valuesAt(fixedOrPattern, rest);
-      if (!vals || vals.length !== 1) return undefined;
-      return { value: vals[0], exact };
+  return expectedAlong(
+    slice,
+    segments(path).filter((s) => s.kind !== 'this' && s.kind !== 'ofType'),
+  );
+}
+
+function expectedAlong(node: ElementNode, segs: Segment[]): { value: unknown; exact: boolean } | undefined {
+  const fixedOrPattern = node.fixed ?? node.pattern;
+  if (fixedOrPattern !== undefined) {
+    const exact = node.fixed !== undefined;
+    if (segs.length === 0) return { value: fixedOrPattern, exact };
+    const rest = segs
+      .map((s) => (s.kind === 'name' ? s.name : s.kind === 'ext' ? `extension('${s.url}')` : ''))
+      .join('.');
+    const vals = valuesAt(fixedOrPattern, rest);
+    if (!vals || vals.length !== 1) return undefined;
+    return { value: vals[0], exact };
+  }
+  const seg = segs[0];
+  if (!seg) return undefined;
+  const rest = segs.slice(1);
+  let next: ElementNode | undefined;
+  if (seg.kind === 'ext') {
+    next = node.children.get('extension')?.slices.find((s) => extensionUrl(s) === seg.url);
+  } else if (seg.kind === 'name') {
+    if (seg.name === 'url' && !node.children.get('url')?.fixed && node.types[0]?.code === 'Extension') {
+      const url = extensionUrl(node);
+      return url === undefined ? undefined : { value: url, exact: true };
     }
-    const seg = segs[i];
-    if (!seg) break;
-    if (seg.kind === 'ext') {
-      node = node.children.get('extension')?.slices.find((s) => extensionUrl(s) === seg.url);
-    } else if (seg.kind === 'name') {
-      if (seg.name === 'url' && !node.children.get('url')?.fixed && node.types[0]?.code === 'Extension') {
-        const url = extensionUrl(node);
-        return url === undefined ? undefined : { value: url, exact: true };
-      }
-      node = node.children.get(seg.name);
-    } else {
-      return undefined;
-    }
+    next = node.children.get(seg.name);
+  }
+  if (!next) return undefined;
+  const found = expectedAlong(next, rest);
+  if (found) return found;
+  for (const s of next.slices) {
+    const inSlice = expectedAlong(s, rest);
+    if (inSlice) return inSlice;
   }
   return undefined;
 }
