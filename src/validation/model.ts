@@ -43,8 +43,9 @@ export interface ElementNode {
   binding?: { strength: string; valueSet?: string };
   constraints: Constraint[];
   maxLength?: number;
-  minValue?: number | string;
-  maxValue?: number | string;
+  /** minValue[x] / maxValue[x]: a number, a date/time string, or a Quantity. */
+  minValue?: unknown;
+  maxValue?: unknown;
   contentReference?: string;
   modifier: boolean;
 }
@@ -126,9 +127,9 @@ function newNode(el: ElementDefinition, rootId: boolean): ElementNode {
   const pattern = prefixed(el, 'pattern');
   if (pattern !== undefined) node.pattern = pattern;
   const minValue = prefixed(el, 'minValue');
-  if (typeof minValue === 'number' || typeof minValue === 'string') node.minValue = minValue;
+  if (minValue !== undefined) node.minValue = minValue;
   const maxValue = prefixed(el, 'maxValue');
-  if (typeof maxValue === 'number' || typeof maxValue === 'string') node.maxValue = maxValue;
+  if (maxValue !== undefined) node.maxValue = maxValue;
   if (el.maxLength !== undefined) node.maxLength = el.maxLength;
   if (el.binding) {
     node.binding = { strength: el.binding.strength };

@@ -31,6 +31,7 @@ export function generateSnapshot(
   for (const diff of sd.differential?.element ?? []) {
     const id = diff.id ?? diff.path;
     let idx = out.findIndex((e) => (e.id ?? e.path) === id);
+    if (idx < 0) idx = typedChoice(out, id);
     if (idx < 0) idx = insertElement(out, id, diff, lookup);
     if (idx < 0) continue;
     const target = out[idx] as ElementDefinition;
@@ -107,4 +108,18 @@ function insertElement(
 
 function isWithin(id: string, ancestor: string): boolean {
   return id === ancestor || id.startsWith(`${ancestor}.`) || id.startsWith(`${ancestor}:`);
+}
+
+/** Old-style differentials name a choice by its typed form (Observation.valueQuantity): the value[x] element. */
+function typedChoice(out: ElementDefinition[], id: string): number {
+  const dot = id.lastIndexOf('.');
+  const parent = id.slice(0, dot);
+  const last = id.slice(dot + 1);
+  if (last.includes(':')) return -1;
+  return out.findIndex((e) => {
+    const eid = e.id ?? e.path;
+    if (!eid.endsWith('[x]') || eid.slice(0, eid.lastIndexOf('.')) !== parent) return false;
+    const name = eid.slice(eid.lastIndexOf('.') + 1, -3);
+    return last.startsWith(name) && /^[A-Z]/.test(last.slice(name.length));
+  });
 }

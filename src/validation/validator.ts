@@ -253,7 +253,7 @@ export class InstanceValidator {
       // fhirpath resolves element types from this base: backbone elements by their path, others by type.
       const base = type === 'BackboneElement' || type === 'Element' ? node.path.replace(/\[x\]/g, '') : type;
       for (const c of constraints) {
-        const r = this.invariants.evaluate(c, base, value, run.resource, run.root);
+        const r = this.invariants.evaluate(c, base, value, run.resource, run.container);
         if (r === 'fail')
           this.report(run, 'invariant', `Constraint failed: ${c.key}: '${c.human}'`, loc, c.severity);
       }
@@ -446,12 +446,11 @@ export class InstanceValidator {
     if (node.maxLength !== undefined && typeof value === 'string' && value.length > node.maxLength) {
       this.report(run, 'too-long', `${loc}: length ${value.length} exceeds maxLength ${node.maxLength}`, loc);
     }
-    if (node.minValue !== undefined || node.maxValue !== undefined) {
-      const v = isObject(value) && type === 'Quantity' ? value.value : value;
-      if (node.minValue !== undefined && compareValues(v, node.minValue) < 0)
-        this.report(run, 'value', `${loc}: value is below the minimum ${String(node.minValue)}`, loc);
-      if (node.maxValue !== undefined && compareValues(v, node.maxValue) > 0)
-        this.report(run, 'value', `${loc}: value is above the maximum ${String(node.maxValue)}`, loc);
+    if (node.minValue !== undefined && compareValues(value, node.minValue) < 0) {
+      this.report(run, 'value', `${loc}: value is below the minimum ${shownBound(node.minValue)}`, loc);
+    }
+    if (node.maxValue !== undefined && compareValues(value, node.maxValue) > 0) {
+      this.report(run, 'value', `${loc}: value is above the maximum ${shownBound(node.maxValue)}`, loc);
     }
     if (node.binding?.valueSet && node.binding.strength !== 'example')
       this.checkBinding(value, type, node.binding.strength, node.binding.valueSet, loc, run);
@@ -498,8 +497,12 @@ export class InstanceValidator {
     const allowed = new Set<string>();
     for (const t of node.types) {
       if (t.code !== 'Reference') continue;
-      for (const tp of t.targetProfiles)
-        allowed.add(this.registry.structureDefinition(tp)?.type ?? tp.slice(tp.lastIndexOf('/') + 1));
+      for (const tp of t.targetProfiles) {
+        const held = this.registry.structureDefinition(tp)?.type;
+        // A target profile the server does not hold says nothing it can check about the type.
+        if (!held && !tp.startsWith(CORE)) return;
+        allowed.add(held ?? tp.slice(tp.lastIndexOf('/') + 1));
+      }
     }
     let target: string | undefined;
     if (ref.startsWith('#')) {
@@ -587,10 +590,30 @@ function codingsOf(value: unknown, type: string): Array<{ system?: string; code:
   return codings;
 }
 
-function compareValues(v: unknown, bound: number | string): number {
+/**
+ * value - bound, in sign (min/maxValue): numbers, date/time strings of the same precision, and
+ * Quantities in the same unit. 0 when they cannot be compared.
+ */
+function compareValues(v: unknown, bound: unknown): number {
   if (typeof v === 'number' && typeof bound === 'number') return v - bound;
-  if (typeof v === 'string' && typeof bound === 'string') return v < bound ? -1 : v > bound ? 1 : 0;
+  if (typeof v === 'string' && typeof bound === 'string') {
+    if (v.length !== bound.length && (v.length <= 10 || bound.length <= 10)) return 0;
+    const a = Date.parse(v);
+    const b = Date.parse(bound);
+    if (!Number.isNaN(a) && !Number.isNaN(b)) return a - b;
+    return v < bound ? -1 : v > bound ? 1 : 0;
+  }
+  if (isObject(v) && isObject(bound) && typeof v.value === 'number' && typeof bound.value === 'number') {
+    const unit = (q: Record<string, unknown>): unknown => q.code ?? q.unit;
+    if (unit(bound) !== undefined && unit(v) !== unit(bound)) return 0;
+    return v.value - bound.value;
+  }
   return 0;
+}
+
+function shownBound(b: unknown): string {
+  if (isObject(b)) return `${String(b.value)} ${String(b.code ?? b.unit ?? '')}`.trim();
+  return String(b);
 }
 
 function finish(run: Run): ValidationResult {
