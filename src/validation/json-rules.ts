@@ -9,7 +9,7 @@ import type { ResourceValidator } from '../interactions/context';
  */
 export function jsonRepresentationIssues(resource: Resource): OperationOutcomeIssue[] {
   const out: OperationOutcomeIssue[] = [];
-  const walk = (v: unknown, path: string): void => {
+  const walk = (v: unknown, path: string, partner?: unknown): void => {
     if (out.length >= 100) return;
     if (v === null) {
       out.push(
@@ -18,14 +18,17 @@ export function jsonRepresentationIssues(resource: Resource): OperationOutcomeIs
     } else if (Array.isArray(v)) {
       if (v.length === 0) out.push(issue('structure', `${path} is an empty array`, 'error', [path]));
       v.forEach((x, i) => {
-        // In primitive extension arrays (`_given`), null marks "no extension for this index".
+        // In primitive extension arrays (`_given`), null marks "no extension for this index"; in
+        // the value array, null marks "extension only" when the `_` partner has one at that index.
         if (x === null && /\._[^.[]+$/.test(path)) return;
+        if (x === null && Array.isArray(partner) && partner[i] !== null && partner[i] !== undefined) return;
         walk(x, `${path}[${i}]`);
       });
     } else if (typeof v === 'object') {
       const entries = Object.entries(v as Record<string, unknown>);
       if (entries.length === 0) out.push(issue('structure', `${path} is an empty object`, 'error', [path]));
-      for (const [k, x] of entries) walk(x, `${path}.${k}`);
+      const obj = v as Record<string, unknown>;
+      for (const [k, x] of entries) walk(x, `${path}.${k}`, obj[`_${k}`]);
     } else if (v === '') {
       out.push(issue('value', `${path} is an empty string`, 'error', [path]));
     }

@@ -85,12 +85,21 @@ function insertElement(
     return end;
   }
   // A child inside a datatype the snapshot has not unrolled yet: unroll it from the type's definition.
-  const parentIdx = out.findIndex((e) => (e.id ?? e.path) === parentId);
+  const existing = out.findIndex((e) => (e.id ?? e.path) === id);
+  if (existing >= 0) return existing;
+  let parentIdx = out.findIndex((e) => (e.id ?? e.path) === parentId);
   if (parentIdx < 0) {
-    if (segs.length > 2 && insertElement(out, parentId, { path: parentId } as ElementDefinition, lookup) < 0)
+    if (
+      segs.length <= 2 ||
+      insertElement(out, parentId, { path: parentId } as ElementDefinition, lookup) < 0
+    ) {
       return -1;
-    return out.findIndex((e) => (e.id ?? e.path) === id);
+    }
+    parentIdx = out.findIndex((e) => (e.id ?? e.path) === parentId);
+    if (parentIdx < 0) return -1;
   }
+  // Children already unrolled: the element simply is not one of them.
+  if ((out[parentIdx + 1]?.id ?? '').startsWith(`${parentId}.`)) return -1;
   const parent = out[parentIdx] as ElementDefinition;
   const typeCode = parent.type?.length === 1 ? parent.type[0]?.code : undefined;
   const typeSd = typeCode ? lookup(`http://hl7.org/fhir/StructureDefinition/${typeCode}`) : undefined;
