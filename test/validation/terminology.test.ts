@@ -1,0 +1,133 @@
+import type { CodeSystem, ValueSet } from 'fhir/r4';
+import { TerminologyService } from '../../src/validation/terminology';
+import { errorsOf, observation, registryWith, studyResources, validatorWith, warningsOf } from './helpers';
+
+/** Bindings (terminologies.html#binding) and the terminology the server holds. */
+const CS = 'http://example.org/fhir/CodeSystem/study-visit';
+const withoutUnscheduled: ValueSet = {
+  resourceType: 'ValueSet',
+  url: 'http://example.org/fhir/ValueSet/scheduled',
+  status: 'active',
+  compose: {
+    include: [{ system: CS }],
+    exclude: [{ system: CS, concept: [{ code: 'unscheduled' }] }],
+  },
+};
+const allOfSnomed: ValueSet = {
+  resourceType: 'ValueSet',
+  url: 'http://example.org/fhir/ValueSet/snomed',
+  status: 'active',
+  compose: { include: [{ system: 'http://snomed.info/sct' }] },
+};
+const fragment: CodeSystem = {
+  resourceType: 'CodeSystem',
+  url: 'http://example.org/fhir/CodeSystem/fragment',
+  status: 'active',
+  content: 'fragment',
+  concept: [{ code: 'a' }],
+};
+const registry = registryWith([...studyResources(), withoutUnscheduled, allOfSnomed, fragment]);
+const tx = new TerminologyService(registry);
+const v = validatorWith();
+
+describe('terminology', () => {
+  test('expansion: explicit concepts and whole CodeSystems the server holds', () => {
+    const exp = tx.expand('http://hl7.org/fhir/ValueSet/administrative-gender');
+    expect([...(exp?.codes.get('http://hl7.org/fhir/administrative-gender')?.keys() ?? [])].sort()).toEqual([
+      'female',
+      'male',
+      'other',
+      'unknown',
+    ]);
+  });
+
+  test('expansion: is-a filters walk the CodeSystem hierarchy', () => {
+    const codes = [
+      ...(tx.expand('http://example.org/fhir/ValueSet/study-visit')?.codes.get(CS)?.keys() ?? []),
+    ];
+    expect(codes.sort()).toEqual(['baseline', 'follow-up', 'visit', 'week-12', 'week-4']);
+  });
+
+  test('expansion: exclude removes codes', () => {
+    expect(tx.membership(withoutUnscheduled.url as string, CS, 'unscheduled')).toBe('not-member');
+    expect(tx.membership(withoutUnscheduled.url as string, CS, 'week-4')).toBe('member');
+  });
+
+  test('a system the server does not hold cannot be judged (unknown, not a failure)', () => {
+    expect(tx.membership(allOfSnomed.url as string, 'http://snomed.info/sct', '12345')).toBe('unknown');
+  });
+
+  test('codes of a system the ValueSet does not include are not members', () => {
+    expect(
+      tx.membership('http://hl7.org/fhir/ValueSet/administrative-gender', 'http://other.example', 'male'),
+    ).toBe('not-member');
+  });
+
+  test('a CodeSystem that is only a fragment does not make other codes invalid', () => {
+    const vs: ValueSet = {
+      resourceType: 'ValueSet',
+      status: 'active',
+      compose: { include: [{ system: fragment.url }] },
+    };
+    const exp = tx.expandValueSet(vs);
+    expect(exp.openSystems.has(fragment.url as string)).toBe(true);
+  });
+
+  test('$lookup and $subsumes over a held hierarchy', () => {
+    expect(tx.lookup(CS, 'week-4')).toMatchObject({ display: 'Week 4', parents: ['follow-up'] });
+    expect(tx.subsumes(CS, 'visit', 'week-12')).toBe('subsumes');
+    expect(tx.subsumes(CS, 'week-12', 'follow-up')).toBe('subsumed-by');
+    expect(tx.subsumes(CS, 'baseline', 'week-4')).toBe('not-subsumed');
+    expect(tx.subsumes(CS, 'baseline', 'baseline')).toBe('equivalent');
+  });
+
+  test('a required binding: a code outside the ValueSet is an error', () => {
+    const e = errorsOf(v.validate({ resourceType: 'Patient', gender: 'mail' }).issues);
+    expect(e).toHaveLength(1);
+    expect(e[0]).toMatchObject({ code: 'code-invalid', expression: ['Patient.gender'] });
+    expect(errorsOf(v.validate({ resourceType: 'Patient', gender: 'female' }).issues)).toEqual([]);
+  });
+
+  test('a required binding on a CodeableConcept: one coding in the ValueSet is enough', () => {
+    const status = (code: string): Record<string, unknown> => ({
+      resourceType: 'AllergyIntolerance',
+      patient: { reference: 'Patient/1' },
+      clinicalStatus: {
+        coding: [
+          { system: 'http://example.org/local', code: 'x' },
+          { system: 'http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical', code },
+        ],
+      },
+    });
+    expect(errorsOf(v.validate(status('active')).issues)).toEqual([]);
+    expect(errorsOf(v.validate(status('dormant')).issues)).toHaveLength(1);
+  });
+
+  test('extensible and preferred bindings give warnings, not errors', () => {
+    // Observation.category is preferred (observation-category); Observation.interpretation extensible.
+    const r = observation({
+      category: [
+        { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/observation-category', code: 'nope' }] },
+      ],
+      interpretation: [
+        {
+          coding: [
+            { system: 'http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation', code: 'nope' },
+          ],
+        },
+      ],
+    });
+    const { issues } = v.validate(r);
+    expect(errorsOf(issues)).toEqual([]);
+    const w = warningsOf(issues).filter((i) => i.code === 'code-invalid');
+    expect(w.map((i) => i.expression?.[0]).sort()).toEqual([
+      'Observation.category[0]',
+      'Observation.interpretation[0]',
+    ]);
+  });
+
+  test('codes from systems the server does not hold do not fail a binding', () => {
+    const r = observation({ code: { coding: [{ system: 'http://snomed.info/sct', code: '27113001' }] } });
+    expect(v.validate(r).issues.filter((i) => i.code === 'code-invalid')).toEqual([]);
+  });
+});
