@@ -25,7 +25,7 @@ import { findScenario, scenarios } from './scenarios';
 
 const ROOT_DIR = path.resolve(__dirname, '..');
 
-const USAGE = `usage: npm run bench -- [scenario] [--n 10000] [--c 32] [--rounds 3] [--seed 1] [--auth none] [--json] [--server-log]
+const USAGE = `usage: npm run bench -- [scenario] [--n 10000] [--c 32] [--rounds 3] [--seed 1] [--auth none] [--audit on] [--json] [--server-log]
 
 scenarios:
 ${scenarios.map((s) => `  ${s.name.padEnd(10)} ${s.description}`).join('\n')}
@@ -36,12 +36,15 @@ ${scenarios.map((s) => `  ${s.name.padEnd(10)} ${s.description}`).join('\n')}
   --seed S       seed of the synthetic data and of the random reads (default 1)
   --auth A       none (default), smart (every request carries a bearer token; the bench mints the
                  key pair, a JWKS file and a system/*.cruds token), or both (one run each, then the ratio)
+  --audit A      on (default: every request waits for its durable AuditEvent), off, or both (one run
+                 each, then the on/off ratio)
   --json         print the report as JSON on stdout (progress stays on stderr)
   --server-log   forward the server's log lines to stderr`;
 
 interface Report {
   scenario: string;
   auth: 'none' | 'smart';
+  audit: 'on' | 'off';
   options: ScenarioOptions;
   environment: {
     node: string;
@@ -102,7 +105,7 @@ function formatTable(report: Report): string {
   );
   const rss = server.peakRssBytes === null ? 'n/a' : formatBytes(server.peakRssBytes);
   return [
-    `${report.scenario} (AUTH=${report.auth}): n=${options.n} c=${options.concurrency} rounds=${options.rounds} seed=${options.seed}` +
+    `${report.scenario} (AUTH=${report.auth}, AUDIT=${report.audit}): n=${options.n} c=${options.concurrency} rounds=${options.rounds} seed=${options.seed}` +
       ` | node ${env.node}, ${env.platform}/${env.arch}, ${env.cpus} CPUs${env.commit ? `, commit ${env.commit}` : ''}`,
     ...lines,
     `server: startup ${server.startupMs.toFixed(0)} ms, peak RSS ${rss}, DATA_DIR ${formatBytes(server.dataDirBytes)}` +
@@ -120,6 +123,7 @@ async function main(): Promise<number> {
       rounds: { type: 'string' },
       seed: { type: 'string' },
       auth: { type: 'string', default: 'none' },
+      audit: { type: 'string', default: 'on' },
       json: { type: 'boolean', default: false },
       'server-log': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
@@ -144,18 +148,34 @@ async function main(): Promise<number> {
   if (authArg !== 'none' && authArg !== 'smart' && authArg !== 'both')
     throw new UsageError(`--auth must be none, smart or both`);
   const modes: Array<'none' | 'smart'> = authArg === 'both' ? ['none', 'smart'] : [authArg];
+  const auditArg = values.audit ?? 'on';
+  if (auditArg !== 'on' && auditArg !== 'off' && auditArg !== 'both')
+    throw new UsageError(`--audit must be on, off or both`);
+  const audits: Array<'on' | 'off'> = auditArg === 'both' ? ['off', 'on'] : [auditArg];
 
   const mainJs = await ensureBuilt(ROOT_DIR, log);
   const reports: Report[] = [];
   for (const auth of modes) {
-    log(`AUTH=${auth}`);
-    reports.push(await runOnce(mainJs, scenario, options, auth, values['server-log'] === true, log));
+    for (const audit of audits) {
+      log(`AUTH=${auth} AUDIT=${audit}`);
+      reports.push(await runOnce(mainJs, scenario, options, auth, audit, values['server-log'] === true, log));
+    }
   }
   if (values.json === true) {
     console.log(JSON.stringify(reports.length === 1 ? reports[0] : reports, null, 2));
   } else {
     console.log(reports.map(formatTable).join('\n\n'));
-    if (reports.length === 2) {
+    if (reports.length === 2 && audits.length === 2) {
+      const [off, on] = reports as [Report, Report];
+      for (const phase of off.phases) {
+        const other = on.phases.find((p) => p.name === phase.name);
+        if (other)
+          console.log(
+            `${phase.name}: AUDIT=on ${other.perSecond.toFixed(0)} res/s vs AUDIT=off ${phase.perSecond.toFixed(0)} res/s` +
+              ` (ratio ${(other.perSecond / phase.perSecond).toFixed(2)})`,
+          );
+      }
+    } else if (reports.length === 2) {
       const [a, b] = reports as [Report, Report];
       for (const phase of a.phases) {
         const other = b.phases.find((p) => p.name === phase.name);
@@ -175,6 +195,7 @@ async function runOnce(
   scenario: NonNullable<ReturnType<typeof findScenario>>,
   options: ScenarioOptions,
   auth: 'none' | 'smart',
+  audit: 'on' | 'off',
   forwardOutput: boolean,
   log: (message: string) => void,
 ): Promise<Report> {
@@ -187,7 +208,12 @@ async function runOnce(
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   try {
-    server = await startServer(mainJs, { rootDir: ROOT_DIR, log, forwardOutput, env: smart?.env });
+    server = await startServer(mainJs, {
+      rootDir: ROOT_DIR,
+      log,
+      forwardOutput,
+      env: { ...smart?.env, AUDIT: audit },
+    });
     const client = new HttpClient(server.baseUrl, options.concurrency, undefined, smart?.headers);
     let phases: PhaseResult[];
     try {
@@ -206,6 +232,7 @@ async function runOnce(
     const report: Report = {
       scenario: scenario.name,
       auth,
+      audit,
       options,
       environment: {
         node: process.version,
