@@ -18,7 +18,7 @@ import * as search from './interactions/search';
 import { everything } from './operations/everything';
 import * as bulk from './operations/export';
 import * as terminology from './operations/terminology';
-import { validateOperation } from './operations/validate';
+import { validateNeedsPost, validateOperation } from './operations/validate';
 
 type Handler = (ctx: AppContext, req: Request, res: Response) => Promise<void>;
 
@@ -117,6 +117,7 @@ export function createApp(ctx: AppContext): express.Express {
     router.post(path, h(fn));
   }
   router.post('/:type/$validate', h(validateOperation));
+  router.get('/:type/$validate', h(validateNeedsPost));
   router.get('/:type/:id/$validate', h(validateOperation));
   router.post('/:type/:id/$validate', h(validateOperation));
 

@@ -3,7 +3,7 @@ import type { OperationOutcome, Resource } from 'fhir/r4';
 import { noteAccess } from '../audit/note';
 import { accessOf } from '../auth/policy';
 import type { DefinitionsRegistry } from '../fhir/definitions';
-import { badRequest, issue, notFound } from '../fhir/errors';
+import { badRequest, issue, methodNotAllowed, notFound } from '../fhir/errors';
 import { checkId, checkType } from '../fhir/resource';
 import { sendJson } from '../http/respond';
 import type { AppContext } from '../interactions/context';
@@ -85,4 +85,12 @@ export async function validateOperation(ctx: AppContext, req: Request, res: Resp
 
 function ok(text: string): OperationOutcome {
   return { resourceType: 'OperationOutcome', issue: [issue('informational', text, 'information')] };
+}
+
+/** GET [type]/$validate: there is nothing to validate without a body. */
+export async function validateNeedsPost(_ctx: AppContext, req: Request): Promise<void> {
+  throw methodNotAllowed(
+    `${req.method} is not allowed on ${req.path}; POST the resource to validate`,
+    'POST',
+  );
 }
