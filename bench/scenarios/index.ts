@@ -1,9 +1,10 @@
 import type { Scenario } from '../lib/scenario';
 import { crud } from './crud';
 import { ingest } from './ingest';
+import { validate } from './validate';
 
 /** Every scenario `npm run bench -- <name>` can run; the first one is the default. */
-export const scenarios: readonly Scenario[] = [crud, ingest];
+export const scenarios: readonly Scenario[] = [crud, ingest, validate];
 
 export function findScenario(name: string): Scenario | undefined {
   return scenarios.find((scenario) => scenario.name === name);
