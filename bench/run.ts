@@ -34,6 +34,7 @@ ${scenarios.map((s) => `  ${s.name.padEnd(10)} ${s.description}`).join('\n')}
   --c C          concurrent requests and keep-alive sockets (default 32)
   --rounds R     repeats of phases that do not change the store; the median is reported (default 3)
   --seed S       seed of the synthetic data and of the random reads (default 1)
+  --patients P   ingest: how many Synthea patient Bundles to load (default all 120)
   --auth A       none (default), smart (every request carries a bearer token; the bench mints the
                  key pair, a JWKS file and a system/*.cruds token), or both (one run each, then the ratio)
   --audit A      on (default: every request waits for its durable AuditEvent), off, or both (one run
@@ -122,6 +123,7 @@ async function main(): Promise<number> {
       c: { type: 'string' },
       rounds: { type: 'string' },
       seed: { type: 'string' },
+      patients: { type: 'string' },
       auth: { type: 'string', default: 'none' },
       audit: { type: 'string', default: 'on' },
       json: { type: 'boolean', default: false },
@@ -143,6 +145,7 @@ async function main(): Promise<number> {
     rounds: positiveInt(values.rounds, 3, 'rounds'),
     seed: positiveInt(values.seed, 1, 'seed'),
   };
+  if (values.patients !== undefined) options.patients = positiveInt(values.patients, 120, 'patients');
   const log = (message: string): void => void process.stderr.write(`[bench] ${message}\n`);
   const authArg = values.auth ?? 'none';
   if (authArg !== 'none' && authArg !== 'smart' && authArg !== 'both')

@@ -11,6 +11,8 @@ export interface ScenarioOptions {
   /** How often repeatable phases run; the report shows the median. */
   rounds: number;
   seed: number;
+  /** ingest: how many Synthea patient Bundles to load (default all). */
+  patients?: number;
 }
 
 /** What a scenario gets: a running server with an empty store behind `client`. */

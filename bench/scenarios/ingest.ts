@@ -13,7 +13,7 @@ import { summarizeLatencies } from '../lib/stats';
  * providers: the two `0-*` batch Bundles (Organization, Location, Practitioner, PractitionerRole
  *   with conditional creates), one after the other: the patients refer to them by conditional
  *   references.
- * tx c=1: every other one of the first --n patient transaction Bundles (default: all 120), one at
+ * tx c=1: every other one of the first --patients transaction Bundles (default: all 120), one at
  *   a time.
  * tx c=4: the other half, four in flight. Alternating halves have alike size distributions, and every
  *   patient is loaded once (the embedded store holds everything in memory, so loading the data twice
@@ -86,7 +86,7 @@ async function post(
 export const ingest: Scenario = {
   name: 'ingest',
   description:
-    'Synthea transactions (shared/data/synthea-blaze) at concurrency 1 and 4; --n patients (default all 120)',
+    'Synthea transactions (shared/data/synthea-blaze) at concurrency 1 and 4; --patients N (default all 120)',
   async run(context) {
     const dir = path.join(DATA_DIR, 'synthea-blaze');
     if (!existsSync(dir)) throw new Error(`${dir} is absent: set FHIR_TEST_DATA to the shared data folder`);
@@ -94,7 +94,7 @@ export const ingest: Scenario = {
       .filter((f) => f.endsWith('.json.gz'))
       .sort();
     const providers = files.filter((f) => f.startsWith('0-')).map((f) => load(path.join(dir, f)));
-    const patientCount = Math.min(context.options.n, files.length - providers.length);
+    const patientCount = Math.min(context.options.patients ?? Infinity, files.length - providers.length);
     const patients = files
       .filter((f) => !f.startsWith('0-'))
       .slice(0, patientCount)
