@@ -8,6 +8,7 @@ import { restSecurity } from '../auth/discovery';
 import type { DefinitionsRegistry } from '../fhir/definitions';
 import { sendJson } from '../http/respond';
 import type { AppContext } from './context';
+import { resourceOperations, systemOperations } from '../operations/export-capability';
 
 export const SERVER_NAME = 'fhir-r4-server';
 export const SERVER_VERSION = '0.1.0';
@@ -70,6 +71,8 @@ export function capabilityStatement(
       const refs = [...ctx.registry.searchParametersFor(type).values()].filter((p) => p.type === 'reference');
       r.searchInclude = ['*', ...refs.map((p) => `${type}:${p.code}`)];
     }
+    const operations = resourceOperations(type);
+    if (operations.length > 0) r.operation = operations;
     return r;
   });
   const systemInteractions: Array<{ code: 'history-system' | 'search-system' | 'batch' | 'transaction' }> = [
@@ -98,6 +101,7 @@ export function capabilityStatement(
         ...(ctx.config.auth.smart ? { security: restSecurity(ctx.config.auth.smart) } : {}),
         resource: resources,
         interaction: systemInteractions,
+        operation: systemOperations(),
       },
     ],
   };

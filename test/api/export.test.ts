@@ -343,3 +343,19 @@ describe('limits', () => {
     }
   });
 });
+
+describe('CapabilityStatement', () => {
+  it('declares $export at system, Patient and Group level and Patient $everything, documenting _deidentify', async () => {
+    const cs = (await api.get('/fhir/metadata')).body as fhir4.CapabilityStatement;
+    const rest = cs.rest?.[0];
+    expect(rest?.operation?.map((o) => o.name)).toContain('export');
+    expect(rest?.operation?.find((o) => o.name === 'export')?.documentation).toContain(
+      '_deidentify=safe-harbor',
+    );
+    const ops = (type: string): string[] =>
+      (rest?.resource?.find((r) => r.type === type)?.operation ?? []).map((o) => o.name);
+    expect(ops('Patient')).toEqual(['export', 'everything']);
+    expect(ops('Group')).toEqual(['export']);
+    expect(ops('Observation')).toEqual([]);
+  });
+});

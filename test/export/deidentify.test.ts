@@ -192,7 +192,7 @@ describe('safe-harbor de-identification', () => {
 
   it('leaves Binary and AuditEvent out of a de-identified export', () => {
     expect(
-      deidentifier().resource({ resourceType: 'Binary', id: 'b', contentType: 'text/plain' }),
+      deidentifier().resource({ resourceType: 'Binary', id: 'b', contentType: 'text/plain' } as Resource),
     ).toBeNull();
   });
 });

@@ -126,9 +126,11 @@ export async function download(
   return out;
 }
 
-export function textParser(res: NodeJS.ReadableStream, cb: (err: Error | null, body: string) => void): void {
+/** Reads an NDJSON answer as text (supertest only parses JSON by itself). */
+export function textParser(res: unknown, cb: (err: Error | null, body: string) => void): void {
+  const stream = res as NodeJS.ReadableStream;
   let data = '';
-  res.setEncoding('utf8');
-  res.on('data', (c: string) => (data += c));
-  res.on('end', () => cb(null, data));
+  stream.setEncoding('utf8');
+  stream.on('data', (c: string) => (data += c));
+  stream.on('end', () => cb(null, data));
 }
