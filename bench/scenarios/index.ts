@@ -1,10 +1,11 @@
 import type { Scenario } from '../lib/scenario';
 import { crud } from './crud';
+import { exportScenario } from './export';
 import { ingest } from './ingest';
 import { validate } from './validate';
 
 /** Every scenario `npm run bench -- <name>` can run; the first one is the default. */
-export const scenarios: readonly Scenario[] = [crud, ingest, validate];
+export const scenarios: readonly Scenario[] = [crud, ingest, validate, exportScenario];
 
 export function findScenario(name: string): Scenario | undefined {
   return scenarios.find((scenario) => scenario.name === name);
