@@ -53,6 +53,7 @@ export class InvariantEngine {
     if (native && native.expression === c.expression)
       return native.check(value, resource, rootResource) ? 'pass' : 'fail';
     if (!c.expression) return 'skipped';
+    if (vacuous(c.expression, value)) return 'pass';
     const fn = this.compile(base, c.expression, c.key);
     if (!fn) return 'skipped';
     try {
@@ -67,6 +68,34 @@ export class InvariantEngine {
       return 'skipped';
     }
   }
+}
+
+const guardCache = new Map<string, string | null>();
+
+/**
+ * The element whose absence makes an expression true, for the two shapes most invariants take:
+ * `X.empty() or ...` (with no implies/xor after it, which bind looser than or) and
+ * `X.exists() implies ...` (with one implies). Lets the common case skip fhirpath entirely.
+ */
+function guardOf(expression: string): string | null {
+  let g = guardCache.get(expression);
+  if (g !== undefined) return g;
+  g = null;
+  const orGuard = /^\s*([a-zA-Z][a-zA-Z0-9]*)\.empty\(\)\s+or\s/.exec(expression);
+  if (orGuard && !/\b(implies|xor)\b/.test(expression)) g = orGuard[1] ?? null;
+  const impliesGuard = /^\s*([a-zA-Z][a-zA-Z0-9]*)\.exists\(\)\s+implies\s/.exec(expression);
+  if (impliesGuard && expression.split(/\bimplies\b/).length === 2) g = impliesGuard[1] ?? null;
+  guardCache.set(expression, g);
+  return g;
+}
+
+function vacuous(expression: string, value: unknown): boolean {
+  const g = guardOf(expression);
+  if (g === null || !isObject(value)) return false;
+  if (g in value || `_${g}` in value) return false;
+  // A choice element (value -> valueQuantity) is present under a typed name.
+  for (const k of Object.keys(value)) if (k.startsWith(g) && /^[A-Z]/.test(k.slice(g.length))) return false;
+  return true;
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {
@@ -135,6 +164,11 @@ const NATIVE: Record<
   'ext-1': {
     expression: 'extension.exists() != value.exists()',
     check: (v) => !isObject(v) || Array.isArray(v.extension) !== hasValueKey(v),
+  },
+  // US Core: a dateTime with at least a day.
+  'us-core-1': {
+    expression: '$this is dateTime implies $this.toString().length() >= 10',
+    check: (v) => typeof v !== 'string' || v.length >= 10,
   },
   'txt-1': { expression: 'htmlChecks()', check: (v) => typeof v !== 'string' || safeXhtml(v) },
   'txt-2': { expression: 'htmlChecks()', check: (v) => typeof v !== 'string' || hasContent(v) },
@@ -216,7 +250,7 @@ function safeXhtml(div: string): boolean {
     )
   )
     return false;
-  if (/<[^>]*\son[a-z]+\s*=/i.test(div)) return false;
+  for (const tag of div.matchAll(/<[^>]+>/g)) if (/\son[a-z]+\s*=/i.test(tag[0])) return false;
   return true;
 }
 
