@@ -9,6 +9,7 @@ import type { DefinitionsRegistry } from '../fhir/definitions';
 import { sendJson } from '../http/respond';
 import type { AppContext } from './context';
 import { resourceOperations, systemOperations } from '../operations/export-capability';
+import { validationOperations } from '../operations/validate';
 
 export const SERVER_NAME = 'fhir-r4-server';
 export const SERVER_VERSION = '0.1.0';
@@ -71,7 +72,7 @@ export function capabilityStatement(
       const refs = [...ctx.registry.searchParametersFor(type).values()].filter((p) => p.type === 'reference');
       r.searchInclude = ['*', ...refs.map((p) => `${type}:${p.code}`)];
     }
-    const operations = resourceOperations(type);
+    const operations = [...resourceOperations(type), ...validationOperations(type)];
     if (operations.length > 0) r.operation = operations;
     return r;
   });

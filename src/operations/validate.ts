@@ -1,5 +1,5 @@
 import type { Request, Response } from 'express';
-import type { OperationOutcome, Resource } from 'fhir/r4';
+import type { CapabilityStatementRestResourceOperation, OperationOutcome, Resource } from 'fhir/r4';
 import { noteAccess } from '../audit/note';
 import { accessOf } from '../auth/policy';
 import type { DefinitionsRegistry } from '../fhir/definitions';
@@ -93,4 +93,40 @@ export async function validateNeedsPost(_ctx: AppContext, req: Request): Promise
     `${req.method} is not allowed on ${req.path}; POST the resource to validate`,
     'POST',
   );
+}
+
+/** What the CapabilityStatement says about $validate and the terminology operations of a type. */
+export function validationOperations(type: string): CapabilityStatementRestResourceOperation[] {
+  const out: CapabilityStatementRestResourceOperation[] = [
+    {
+      name: 'validate',
+      definition: 'http://hl7.org/fhir/OperationDefinition/Resource-validate',
+      documentation:
+        'POST [type]/$validate or [type]/[id]/$validate (GET validates the stored resource): resource, ' +
+        'mode (create, update, delete, profile) and profile parameters; structure, claimed and named ' +
+        'profiles, required bindings to held ValueSets, invariants. 200 with an OperationOutcome.',
+    },
+  ];
+  if (type === 'ValueSet') {
+    out.push(
+      {
+        name: 'expand',
+        definition: 'http://hl7.org/fhir/OperationDefinition/ValueSet-expand',
+        documentation:
+          'url, valueSet or [id]; filter, count, offset. Only ValueSets over code systems held in full.',
+      },
+      { name: 'validate-code', definition: 'http://hl7.org/fhir/OperationDefinition/ValueSet-validate-code' },
+    );
+  }
+  if (type === 'CodeSystem') {
+    out.push(
+      { name: 'lookup', definition: 'http://hl7.org/fhir/OperationDefinition/CodeSystem-lookup' },
+      { name: 'subsumes', definition: 'http://hl7.org/fhir/OperationDefinition/CodeSystem-subsumes' },
+      {
+        name: 'validate-code',
+        definition: 'http://hl7.org/fhir/OperationDefinition/CodeSystem-validate-code',
+      },
+    );
+  }
+  return out;
 }

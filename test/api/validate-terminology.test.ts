@@ -170,3 +170,16 @@ describe('CodeSystem/$lookup and $subsumes', () => {
     expect((await h.request.get('/fhir/CodeSystem/$subsumes?codeA=a')).status).toBe(400);
   });
 });
+
+describe('CapabilityStatement', () => {
+  test('lists $validate on every type and the terminology operations on ValueSet and CodeSystem', async () => {
+    const r = await h.request.get('/fhir/metadata');
+    const ops = (type: string): string[] =>
+      (r.body.rest[0].resource as Array<{ type: string; operation?: Array<{ name: string }> }>)
+        .find((x) => x.type === type)
+        ?.operation?.map((o) => o.name) ?? [];
+    expect(ops('Observation')).toContain('validate');
+    expect(ops('ValueSet')).toEqual(expect.arrayContaining(['validate', 'expand', 'validate-code']));
+    expect(ops('CodeSystem')).toEqual(expect.arrayContaining(['lookup', 'subsumes', 'validate-code']));
+  });
+});
