@@ -72,6 +72,12 @@ export async function grantsOf(claims: Record<string, unknown>, deps: PolicyDeps
   if (clientId) agent.clientId = clientId;
   if (fhirUser) agent.fhirUser = fhirUser;
   if (patient) agent.patient = patient;
+  // The widest context among the usable grants (bulk export: a system level export needs system/).
+  for (const level of ['system', 'user', 'patient'] as const)
+    if (grants.some((g) => g.scope.context === level)) {
+      agent.scopeLevel = level;
+      break;
+    }
   return { agent, grants, scopes };
 }
 
