@@ -4,7 +4,7 @@ import { asResource, checkId, checkType, checkVersionId } from '../fhir/resource
 import { parseETag } from '../http/headers';
 import type { AccessPolicy } from '../auth/policy';
 import type { AppContext } from './context';
-import { assertWritable, parseCriteria } from './crud';
+import { parseCriteria } from './crud';
 
 export type EntryMethod = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
@@ -85,7 +85,9 @@ function relativeUrl(ctx: AppContext, url: string): string {
 
 /**
  * Parses and checks one entry: method and URL, the resource (validated, of the URL's type),
- * the conditional headers, and the caller's permission for the interaction.
+ * the conditional headers, and the caller's permission for the interaction on the type. Whether
+ * the caller may write this very resource is checked once its references are resolved
+ * (bundle-plan.ts), since compartment membership follows them.
  */
 export async function parseEntry(
   ctx: AppContext,
@@ -159,7 +161,6 @@ export async function parseEntry(
     if (segs.length !== 1 || params.length > 0)
       throw badRequest('POST request.url must be the resource type alone (conditions go in ifNoneExist)');
     if (ine !== undefined) e.ifNoneExist = parseCriteria(ine, 'request.ifNoneExist');
-    assertWritable(policy, resource, 'c');
   } else {
     policy.require(type, 'u');
     if (e.id) {
@@ -168,7 +169,6 @@ export async function parseEntry(
       if (resource.id !== e.id)
         throw badRequest(`Resource.id "${resource.id}" does not match request.url's id "${e.id}"`);
     } else if (params.length === 0) throw badRequest('PUT needs an id or search criteria');
-    assertWritable(policy, resource, 'u');
   }
   e.resource = resource;
   return e;

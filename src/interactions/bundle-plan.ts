@@ -108,6 +108,12 @@ export async function planWrites(
     });
     if (failed) throw atEntry(failed, e);
     t.resource = { ...mapped, id: t.id } as Resource;
+    // Compartment rules follow references: checked on the resource as it will be stored.
+    try {
+      assertWritable(policy, t.resource, e.method === 'POST' ? 'c' : 'u');
+    } catch (err) {
+      throw atEntry(err, e);
+    }
   }
   return targets;
 }
