@@ -74,7 +74,9 @@ describe('transactions with a patient-context token', () => {
       ],
     });
     expect(r.status).toBe(200);
-    expect(((r.body as Bundle).entry?.[0]?.resource as { subject: { reference: string } }).subject).toEqual({
+    expect(
+      ((r.body as Bundle).entry?.[0]?.resource as unknown as { subject: { reference: string } }).subject,
+    ).toEqual({
       reference: `Patient/${ids.A as string}`,
     });
   });
