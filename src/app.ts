@@ -52,7 +52,7 @@ export function createApp(ctx: AppContext): express.Express {
   });
 
   // Every answer waits until its AuditEvent is durable (AUDIT=on); before auth, so refusals are audited.
-  const recorder = new AuditRecorder(ctx.store);
+  const recorder = new AuditRecorder(ctx.store, ctx.registry);
   if (ctx.config.audit) {
     app.use(
       auditMiddleware({

@@ -20,12 +20,22 @@ export interface ChainLink {
 /** JSON with object keys sorted, so that the same content always hashes the same. */
 export function canonicalJson(value: unknown): string {
   if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (Array.isArray(value)) {
+    let out = '[';
+    for (let i = 0; i < value.length; i++) out += (i > 0 ? ',' : '') + canonicalJson(value[i]);
+    return `${out}]`;
+  }
   const obj = value as Record<string, unknown>;
-  const keys = Object.keys(obj)
-    .filter((k) => obj[k] !== undefined)
-    .sort();
-  return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(obj[k])}`).join(',')}}`;
+  const keys = Object.keys(obj).sort();
+  let out = '{';
+  let first = true;
+  for (const k of keys) {
+    const v = obj[k];
+    if (v === undefined) continue;
+    out += `${first ? '' : ','}${JSON.stringify(k)}:${canonicalJson(v)}`;
+    first = false;
+  }
+  return `${out}}`;
 }
 
 function chainExtension(sequence: number, previous: string, hash?: string): Extension {
@@ -56,12 +66,14 @@ export function link(
   sequence: number,
   previous: string,
 ): { event: AuditEvent; hash: string } {
-  const hash = hashOf(event, sequence, previous);
   const base = withoutChain(event);
-  return {
-    event: { ...base, extension: [...(base.extension ?? []), chainExtension(sequence, previous, hash)] },
-    hash,
-  };
+  const chain = chainExtension(sequence, previous);
+  const others = base.extension ?? [];
+  const hash = createHash('sha256')
+    .update(canonicalJson({ ...base, extension: [...others, chain] }))
+    .digest('hex');
+  chain.extension?.push({ url: 'hash', valueString: hash });
+  return { event: { ...base, extension: [...others, chain] }, hash };
 }
 
 /** The chain link an event claims to have, or undefined when it carries none (or a malformed one). */

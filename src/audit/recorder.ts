@@ -4,7 +4,9 @@ import type { Collection, Session } from '../store/backend';
 import type { CurrentDoc, HistoryDoc } from '../store/documents';
 import { HISTORY_COLLECTION } from '../store/documents';
 import { historyId, type ResourceStore } from '../store/resource-store';
-import { GENESIS, link } from './chain';
+import type { DefinitionsRegistry } from '../fhir/definitions';
+import { IndexExtractor } from '../search/extract';
+import { GENESIS, link, linkOf } from './chain';
 
 export const AUDIT_TYPE = 'AuditEvent';
 /** Holds one document, `head`: the sequence and hash of the last durable AuditEvent. */
@@ -27,24 +29,36 @@ interface Pending {
   reject: (e: unknown) => void;
 }
 
-/** Events per write: one transaction, one journal record, one fsync. */
+interface Assigned {
+  docs: AuditDoc[];
+  versions: HistoryDoc[];
+  head: ChainHead;
+}
+
+/** Events per batch at most. */
 const MAX_BATCH = 256;
 
 /**
  * The durable, hash-chained audit log. `record` resolves once the events are durable.
  *
- * Events are written in batches, one batch at a time: while a batch is being made durable, new
- * events queue; when it is, the queue becomes the next batch. Each batch is linked onto the chain
- * head (sequence numbers and hashes assigned in one place, in order) and written in one
- * transaction together with the new head. Because a batch starts only after the one before it is
- * durable, what survives a crash is always a prefix of the chain: there are never holes that
- * $verify would have to tell apart from deletions. Concurrent requests share the write (and its
- * fsync), so the cost per request shrinks as load grows.
+ * Events that arrive in the same turn of the event loop form a batch. A batch is linked onto the
+ * in-process chain head (sequence numbers and hashes are assigned in one place, in order) and
+ * written together with the new head. What survives a crash must be a prefix of the chain, so
+ * that $verify never has to tell a hole left by a crash from a deletion:
+ * - on the embedded engine every write is applied and queued on its journal synchronously, in
+ *   call order, and the journal is append-only with group commit, so batches are written as soon
+ *   as they are assigned (the durable writes of several batches overlap and share fsyncs);
+ * - on MongoDB, where concurrent writes are not ordered, a batch is written (in one transaction
+ *   when the deployment has them) only after the one before it is durable.
  */
 export class AuditRecorder {
   private queue: Pending[] = [];
+  private scheduled = false;
+  /** Serial mode (MongoDB): a batch is being made durable. */
   private writing = false;
   private head: { seq: number; hash: string } | undefined;
+  private readonly ordered: boolean;
+  private readonly extractor: IndexExtractor;
   private readonly events: Collection<AuditDoc>;
   private readonly history: Collection<HistoryDoc>;
   private readonly chain: Collection<ChainHead>;
@@ -52,8 +66,13 @@ export class AuditRecorder {
 
   constructor(
     private readonly store: ResourceStore,
+    registry: DefinitionsRegistry,
     private readonly newId: () => string = randomUUID,
   ) {
+    // Every search parameter of AuditEvent, but no _text/_content full-text words: the audit log is
+    // searched by its parameters, and the words would double the size of every record.
+    this.extractor = new IndexExtractor(registry, { fullText: false });
+    this.ordered = store.backend.kind === 'embedded';
     this.events = store.backend.collection<AuditDoc>(AUDIT_TYPE);
     this.history = store.backend.collection<HistoryDoc>(HISTORY_COLLECTION);
     this.chain = store.backend.collection<ChainHead>(CHAIN_COLLECTION);
@@ -68,11 +87,11 @@ export class AuditRecorder {
           this.queue.push({ event, resolve, reject });
         }),
     );
-    this.pump();
+    this.schedule();
     return Promise.all(done).then(() => undefined);
   }
 
-  /** The durable chain head (sequence 0 and the genesis hash for an empty log). */
+  /** The chain head as anchored in the store (sequence 0 and the genesis hash for an empty log). */
   async durableHead(): Promise<{ seq: number; hash: string }> {
     const h = await this.chain.findOne({ _id: 'head' });
     return h ? { seq: h.seq, hash: h.hash } : { seq: 0, hash: GENESIS };
@@ -84,34 +103,70 @@ export class AuditRecorder {
       await this.events.createIndex({ name: 'idx_wildcard', key: { 'idx.$**': 1 } });
       await this.events.createIndex({ name: 'lastUpdated_1', key: { lastUpdated: 1 } });
       await this.events.createIndex({ name: 'seq_1', key: { seq: 1 } });
-      this.head = await this.durableHead();
+      const anchored = await this.durableHead();
+      // Events after the anchored head are durable but were never acknowledged (a crash before the
+      // head was written): the chain goes on after them.
+      const [last] = await this.events.find({}, { sort: { seq: -1 }, limit: 1 });
+      const link = last?.resource ? linkOf(last.resource as AuditEvent) : undefined;
+      this.head = link && last && last.seq > anchored.seq ? { seq: last.seq, hash: link.hash } : anchored;
     })().catch((e: unknown) => {
       this.ready = undefined;
       throw e;
     }));
   }
 
-  private pump(): void {
-    if (this.writing || this.queue.length === 0) return;
-    this.writing = true;
+  private schedule(): void {
+    if (this.scheduled || this.queue.length === 0 || (!this.ordered && this.writing)) return;
+    this.scheduled = true;
+    // One turn of the event loop lets the requests finishing together share a batch.
+    setImmediate(() => {
+      this.scheduled = false;
+      void this.flush();
+    });
+  }
+
+  private async flush(): Promise<void> {
+    if (!this.head) {
+      try {
+        await this.init();
+      } catch (e) {
+        for (const p of this.queue.splice(0)) p.reject(e);
+        return;
+      }
+    }
+    if (!this.ordered && this.writing) return;
     const batch = this.queue.splice(0, MAX_BATCH);
-    this.writeBatch(batch)
+    if (batch.length === 0) return;
+    this.writing = true;
+    let durable: Promise<void>;
+    try {
+      const assigned = this.assign(batch);
+      durable = this.ordered ? this.writeOrdered(assigned) : this.writeSerial(assigned);
+    } catch (e) {
+      durable = Promise.reject(e instanceof Error ? e : new Error(String(e)));
+    }
+    durable
       .then(
         () => {
           for (const p of batch) p.resolve();
         },
         (e: unknown) => {
+          // Nothing of this batch (nor of any assigned after it) is durable: start again from
+          // what the store holds.
+          this.head = undefined;
+          this.ready = undefined;
           for (const p of batch) p.reject(e);
         },
       )
       .finally(() => {
         this.writing = false;
-        this.pump();
+        this.schedule();
       });
+    if (this.ordered) this.schedule();
   }
 
-  private async writeBatch(batch: Pending[]): Promise<void> {
-    await this.init();
+  /** Links the batch onto the chain head and builds its documents (synchronously). */
+  private assign(batch: Pending[]): Assigned {
     const start = this.head ?? { seq: 0, hash: GENESIS };
     let { seq, hash } = start;
     const docs: AuditDoc[] = [];
@@ -124,7 +179,7 @@ export class AuditRecorder {
       hash = linked.hash;
       const { resourceType, ...rest } = linked.event;
       const resource: AuditEvent = { resourceType, id, meta: { versionId: '1', lastUpdated }, ...rest };
-      const idx = this.store.indexOf(resource);
+      const idx = this.extractor.extract(resource);
       docs.push({ _id: id, versionId: 1, lastUpdated, deleted: false, resource, idx, seq });
       versions.push({
         _id: historyId(AUDIT_TYPE, id, 1),
@@ -137,18 +192,35 @@ export class AuditRecorder {
         resource,
       });
     }
-    const head: ChainHead = { _id: 'head', seq, hash };
+    this.head = { seq, hash };
+    return { docs, versions, head: { _id: 'head', seq, hash } };
+  }
+
+  /**
+   * Embedded engine: every write below is applied and queued on the journal before this returns
+   * (the engine does that synchronously per call), so journal order is chain order.
+   */
+  private writeOrdered(a: Assigned): Promise<void> {
+    const writes: Array<Promise<unknown>> = [];
+    for (let i = 0; i < a.docs.length; i++) {
+      writes.push(this.history.insertOne(a.versions[i] as HistoryDoc));
+      writes.push(this.events.insertOne(a.docs[i] as AuditDoc));
+    }
+    writes.push(this.chain.replaceOne({ _id: 'head' }, a.head, { upsert: true }));
+    return Promise.all(writes).then(() => undefined);
+  }
+
+  private async writeSerial(a: Assigned): Promise<void> {
     const write = async (session?: Session): Promise<void> => {
-      for (let i = 0; i < docs.length; i++) {
-        await this.history.insertOne(versions[i] as HistoryDoc, { session });
-        await this.events.insertOne(docs[i] as AuditDoc, { session });
+      for (let i = 0; i < a.docs.length; i++) {
+        await this.history.insertOne(a.versions[i] as HistoryDoc, { session });
+        await this.events.insertOne(a.docs[i] as AuditDoc, { session });
       }
-      // On a deployment without transactions the head goes last: a crash before it leaves events
-      // after the head, which $verify reports as unanchored rather than silently accepting.
-      await this.chain.replaceOne({ _id: 'head' }, head, { upsert: true, session });
+      // Without transactions the head goes last: a crash before it leaves events after the
+      // anchored head, which init() continues from.
+      await this.chain.replaceOne({ _id: 'head' }, a.head, { upsert: true, session });
     };
     if (this.store.backend.supportsTransactions) await this.store.backend.withTransaction(write);
     else await write();
-    this.head = { seq, hash };
   }
 }
