@@ -535,6 +535,33 @@ describe('$access-report', () => {
   });
 });
 
+describe('CapabilityStatement', () => {
+  test('AuditEvent is read-only and the audit operations are listed', async () => {
+    const h = await startHarness();
+    try {
+      const r = await h.request.get('/fhir/metadata').expect(200);
+      const resources = r.body.rest[0].resource as Array<{
+        type: string;
+        interaction: Array<{ code: string }>;
+        operation?: Array<{ name: string }>;
+      }>;
+      const audit = resources.find((x) => x.type === 'AuditEvent');
+      expect(audit?.interaction.map((i) => i.code).sort()).toEqual([
+        'history-instance',
+        'history-type',
+        'read',
+        'search-type',
+        'vread',
+      ]);
+      expect(audit?.operation?.map((o) => o.name)).toContain('verify');
+      const pat = resources.find((x) => x.type === 'Patient');
+      expect(pat?.operation?.map((o) => o.name)).toContain('access-report');
+    } finally {
+      await h.close();
+    }
+  });
+});
+
 describe('AUDIT=off', () => {
   test('records nothing', async () => {
     const h = await startHarness({ AUDIT: 'off' });
