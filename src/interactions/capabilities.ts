@@ -10,6 +10,7 @@ import { sendJson } from '../http/respond';
 import type { AppContext } from './context';
 import { resourceOperations, systemOperations } from '../operations/export-capability';
 import { validationOperations } from '../operations/validate';
+import { auditOperations, restrictAuditResource } from '../audit/capability';
 
 export const SERVER_NAME = 'fhir-r4-server';
 export const SERVER_VERSION = '0.1.0';
@@ -72,9 +73,9 @@ export function capabilityStatement(
       const refs = [...ctx.registry.searchParametersFor(type).values()].filter((p) => p.type === 'reference');
       r.searchInclude = ['*', ...refs.map((p) => `${type}:${p.code}`)];
     }
-    const operations = [...resourceOperations(type), ...validationOperations(type)];
+    const operations = [...resourceOperations(type), ...validationOperations(type), ...auditOperations(type)];
     if (operations.length > 0) r.operation = operations;
-    return r;
+    return restrictAuditResource(r);
   });
   const systemInteractions: Array<{ code: 'history-system' | 'search-system' | 'batch' | 'transaction' }> = [
     { code: 'history-system' },
