@@ -6,6 +6,7 @@ import { InvariantEngine } from './invariants';
 import { jsonRepresentationIssues } from './json-rules';
 import { type CompiledStructure, type Constraint, type ElementNode, compileStructure } from './model';
 import { isPrimitiveType, primitiveProblem } from './primitives';
+import { proseRules } from './rules';
 import { generateSnapshot } from './snapshot';
 import { type Item, extensionUrl, matchesSlice } from './slicing';
 import { TerminologyService } from './terminology';
@@ -32,6 +33,7 @@ interface Run {
 
 const CORE = 'http://hl7.org/fhir/StructureDefinition/';
 const MAX_ISSUES = 500;
+const PROSE_TYPES = new Set(['Coding', 'Attachment', 'Bundle']);
 
 const cap = (s: string): string => s.charAt(0).toUpperCase() + s.slice(1);
 
@@ -246,6 +248,9 @@ export class InstanceValidator {
       this.checkObject(value, this.childrenFor(node, type), type, loc, run, resourceRoot);
       this.checkValueRules(value, node, type, loc, run);
       if (type === 'Reference') this.checkReference(value, node, loc, run);
+      if (run.origin === 'base' && PROSE_TYPES.has(type)) {
+        for (const p of proseRules(type, value, loc)) this.report(run, p.code, p.message, p.expression);
+      }
       if (type === 'Extension') this.checkExtension(value, node, loc, run);
     }
     const constraints = this.constraintsFor(node, type);

@@ -84,6 +84,18 @@ export function selectedCases(): ManifestCase[] {
 
 let core: FhirResource[] | undefined;
 
+/** The resources in supporting files (Bundles unpacked). */
+function conformance(files: string[]): FhirResource[] {
+  const out: FhirResource[] = [];
+  for (const f of files) {
+    const r = readJson(path.join(TEST_CASES_DIR, f)) as FhirResource;
+    if (r.resourceType === 'Bundle') {
+      for (const e of r.entry ?? []) if (e.resource) out.push(e.resource as FhirResource);
+    } else out.push(r);
+  }
+  return out;
+}
+
 /** Runs the selected cases; valid = no error or fatal issue, compared with the Java validator's outcome. */
 export function runCases(cases: ManifestCase[]): CaseResult[] {
   core ??= loadCoreResources();
@@ -93,22 +105,10 @@ export function runCases(cases: ManifestCase[]): CaseResult[] {
   for (const t of cases) {
     const expected = expectedByName.get(t.name);
     if (typeof expected?.expected?.error !== 'number') continue;
-    const extra: FhirResource[] = [];
-    for (const f of [
-      ...(t.supporting ?? []),
-      ...(t.profiles ?? []),
-      ...(t.profile?.supporting ?? []),
-      ...(t.profile ? [t.profile.source] : []),
-    ]) {
-      const r = readJson(path.join(TEST_CASES_DIR, f)) as FhirResource;
-      if (r.resourceType === 'Bundle')
-        for (const e of r.entry ?? []) {
-          if (e.resource) extra.push(e.resource as FhirResource);
-        }
-      else extra.push(r);
-    }
-    const registry = new DefinitionsRegistry([...core, ...extra]);
-    const validator = new InstanceValidator(registry);
+    // As the reference validator is set up: the base step sees `supporting`/`profiles`; the
+    // profile step also sees the profile and its own supporting files.
+    const baseFiles = [...(t.supporting ?? []), ...(t.profiles ?? [])];
+    const validator = new InstanceValidator(new DefinitionsRegistry([...core, ...conformance(baseFiles)]));
     let instance: unknown;
     try {
       instance = readJson(path.join(TEST_CASES_DIR, t.file));
@@ -133,7 +133,11 @@ export function runCases(cases: ManifestCase[]): CaseResult[] {
     });
     if (t.profile && typeof expected.profile?.expected?.error === 'number') {
       const src = readJson(path.join(TEST_CASES_DIR, t.profile.source)) as { url?: string };
-      const p = validator.validate(instance, src.url ? [src.url] : []);
+      const profileFiles = [...baseFiles, ...(t.profile.supporting ?? []), t.profile.source];
+      const withProfile = new InstanceValidator(
+        new DefinitionsRegistry([...core, ...conformance(profileFiles)]),
+      );
+      const p = withProfile.validate(instance, src.url ? [src.url] : []);
       const perrs = p.issues.filter((i) => i.severity === 'error' || i.severity === 'fatal');
       out.push({
         name: t.name,
