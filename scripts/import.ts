@@ -152,7 +152,9 @@ export async function runImport(o: ImportOptions): Promise<ImportSummary> {
         summary.errors.push(err);
         return;
       }
-      const type = e.response?.location?.split('/')[0];
+      const type = /(?:^|\/)([A-Z][A-Za-z]+)\/[^/]+(?:\/_history\/[^/]+)?$/.exec(
+        e.response?.location ?? '',
+      )?.[1];
       if (type) {
         summary.resources[type] = (summary.resources[type] ?? 0) + 1;
         loaded++;
