@@ -1,5 +1,6 @@
 import type { AuditEvent, Bundle, Parameters } from 'fhir/r4';
 import { AUDIT_TYPE, type AuditDoc } from '../../src/audit/recorder';
+import { makeIssuer, type TestIssuer } from '../auth/issuer';
 import { FHIR_JSON, patient, startHarness, type Harness } from './harness';
 
 /** The audit log straight from the store (not over the API, which would itself be audited), in order. */
@@ -532,6 +533,54 @@ describe('$access-report', () => {
     const e = await lastEvent(h);
     expect(e.subtype?.some((c) => c.code === '$access-report')).toBe(true);
     expect(entityRefs(e, '1')).toEqual([`Patient/${pid}`]);
+  });
+});
+
+describe('with SMART authorization', () => {
+  let iss: TestIssuer;
+  let h: Harness;
+  let pid: string;
+  beforeAll(async () => {
+    iss = await makeIssuer();
+    h = await startHarness(iss.env);
+    const token = await iss.token({ scope: 'system/*.cruds' });
+    const r = await h.request
+      .post('/fhir/Patient')
+      .set('Authorization', `Bearer ${token}`)
+      .set('Content-Type', FHIR_JSON)
+      .send(JSON.stringify(patient()));
+    expect(r.status).toBe(201);
+    pid = r.body.id as string;
+  });
+  afterAll(async () => {
+    await h.close();
+    iss.cleanup();
+  });
+
+  test('a request without a token (401) is audited', async () => {
+    await h.request.get(`/fhir/Patient/${pid}`).expect(401);
+    const e = await lastEvent(h);
+    expect(subtypeOf(e)).toBe('read');
+    expect(e.outcome).toBe('4');
+    expect(e.outcomeDesc).toMatch(/^HTTP 401/);
+    expect(entityRefs(e, '1')).toEqual([`Patient/${pid}`]);
+  });
+
+  test('a request the scopes do not allow (403) is audited with who asked', async () => {
+    const token = await iss.token({ sub: 'user-7', scope: 'user/Observation.rs' });
+    await h.request.get(`/fhir/Patient/${pid}`).set('Authorization', `Bearer ${token}`).expect(403);
+    const e = await lastEvent(h);
+    expect(e.outcome).toBe('4');
+    expect(e.agent.find((a) => a.requestor)?.who?.identifier?.value).toBe('user-7');
+  });
+
+  test('the agent is the token subject, with the client application as a second agent', async () => {
+    const token = await iss.token({ sub: 'user-8', scope: 'user/Patient.rs' });
+    await h.request.get(`/fhir/Patient/${pid}`).set('Authorization', `Bearer ${token}`).expect(200);
+    const e = await lastEvent(h);
+    expect(e.outcome).toBe('0');
+    expect(e.agent.find((a) => a.requestor)?.who?.identifier?.value).toBe('user-8');
+    expect(e.agent.find((a) => !a.requestor && a.who?.identifier?.value === 'test-app')).toBeDefined();
   });
 });
 
