@@ -108,7 +108,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxJobs: int(env, 'BULK_MAX_JOBS', 4, 1, 1000),
     concurrency: int(env, 'BULK_CONCURRENCY', 2, 1, 100),
     fileMaxResources: int(env, 'BULK_FILE_MAX_RESOURCES', 50_000, 1, 100_000_000),
-    fileMaxBytes: bytes(env, 'BULK_FILE_MAX_BYTES', 256 * 1024 * 1024),
+    fileMaxBytes: bytes(env, 'BULK_FILE_MAX_BYTES', 64 * 1024 * 1024),
     chunk: int(env, 'BULK_CHUNK', 200, 1, 100_000),
   };
   const logLevel = (env.LOG_LEVEL?.trim().toLowerCase() || 'info') as Config['logLevel'];

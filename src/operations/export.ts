@@ -269,18 +269,15 @@ export async function exportFile(ctx: AppContext, req: Request, res: Response): 
   if (job.status !== 'completed' || !isOutputName(name) || !known)
     throw notFound(`No output file ${name.slice(0, 80)} in export job ${job._id}`);
   const path = runnerOf(ctx).files.pathOf(job._id, name);
-  const stat = await fs.promises.stat(path).catch(() => null);
-  if (!stat) throw notFound(`Output file ${name} is gone`);
+  // Read whole (files are bounded by BULK_FILE_MAX_BYTES plus one chunk) and sent with one res.end:
+  // the audit middleware holds res.end until the AuditEvent is durable, and a streamed body would
+  // leave before it.
+  const data = await fs.promises.readFile(path).catch(() => null);
+  if (!data) throw notFound(`Output file ${name} is gone`);
+  noteAccess(res, { count: job.files.find((f) => f.name === name)?.count });
   res.status(200);
   res.set('Content-Type', 'application/fhir+ndjson');
-  res.set('Content-Length', String(stat.size));
-  await new Promise<void>((resolve, reject) => {
-    const stream = fs.createReadStream(path);
-    stream.on('error', reject);
-    res.on('finish', resolve);
-    res.on('close', resolve);
-    stream.pipe(res);
-  });
+  res.end(data);
 }
 
 /** Output files are NDJSON: the JSON-only content negotiation does not apply to them. */

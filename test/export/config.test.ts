@@ -2,14 +2,14 @@ import path from 'node:path';
 import { ConfigError, loadConfig } from '../../src/config';
 
 describe('bulk export configuration', () => {
-  it('defaults: BULK_DIR under DATA_DIR, 4 jobs, 2 at a time, 50000 resources or 256 MB per file, chunks of 200', () => {
+  it('defaults: BULK_DIR under DATA_DIR, 4 jobs, 2 at a time, 50000 resources or 64 MB per file, chunks of 200', () => {
     const c = loadConfig({ DATA_DIR: '/tmp/fhir-data' });
     expect(c.bulk).toEqual({
       dir: path.resolve('/tmp/fhir-data/exports'),
       maxJobs: 4,
       concurrency: 2,
       fileMaxResources: 50_000,
-      fileMaxBytes: 256 * 1024 * 1024,
+      fileMaxBytes: 64 * 1024 * 1024,
       chunk: 200,
     });
   });
