@@ -161,6 +161,8 @@ export function matchesSlice(
   memberOf: (value: unknown, valueSet: string) => boolean,
 ): boolean {
   if (discriminators.length === 0) return false;
+  // At least one discriminator must actually say something about this slice.
+  let decided = false;
   for (const d of discriminators) {
     if (d.type === 'value' || d.type === 'pattern') {
       const expected = expectedAt(slice, d.path);
@@ -169,21 +171,25 @@ export function matchesSlice(
       if (!expected) {
         // Slicing by a required binding (the slice names a ValueSet instead of a value).
         const binding = nodeAt(slice, d.path)?.binding;
-        if (binding?.strength !== 'required' || !binding.valueSet) return false;
+        // A slice that says nothing about this discriminator is not constrained by it.
+        if (binding?.strength !== 'required' || !binding.valueSet) continue;
         const vs = binding.valueSet;
         if (!actual.some((a) => memberOf(a, vs))) return false;
+        decided = true;
         continue;
       }
       const ok = actual.some((a) =>
         expected.exact && d.type === 'value' ? jsonEqual(a, expected.value) : jsonContains(a, expected.value),
       );
       if (!ok) return false;
+      decided = true;
     } else if (d.type === 'exists') {
       const node = nodeAt(slice, d.path);
       const actual = valuesAt(item.value, d.path);
       if (!node || !actual) return false;
       if (node.min >= 1 && actual.length === 0) return false;
       if (node.max === 0 && actual.length > 0) return false;
+      decided = true;
     } else if (d.type === 'type') {
       const expected = typesAt(slice, d.path);
       let actualType: string | undefined;
@@ -198,6 +204,7 @@ export function matchesSlice(
         }
       }
       if (!actualType || !expected.includes(actualType)) return false;
+      decided = true;
     } else if (d.type === 'profile') {
       const node = nodeAt(slice, d.path);
       const actual = valuesAt(item.value, d.path);
@@ -205,9 +212,10 @@ export function matchesSlice(
       if (!actual || actual.length === 0 || profiles.length === 0) return false;
       const ok = actual.some((v) => profiles.some((p) => conformsTo(v, p) === true));
       if (!ok) return false;
+      decided = true;
     } else {
       return false;
     }
   }
-  return true;
+  return decided;
 }

@@ -139,6 +139,7 @@ export class InstanceValidator {
       probe: true,
     };
     const type = isObject(value) && typeof value.resourceType === 'string' ? value.resourceType : s.type;
+    if (s.kind === 'resource' && type !== s.type) return false;
     this.checkItem({ value, type }, s.root, s.type, run, s.kind === 'resource');
     return !run.issues.some((i) => i.severity === 'error' || i.severity === 'fatal');
   }
@@ -235,10 +236,15 @@ export class InstanceValidator {
       }
     } else if ((type === 'Resource' || this.registry.isResourceType(type)) && !resourceRoot) {
       this.checkResource(value, loc, run);
-      for (const t of node.types)
-        for (const p of t.profiles)
-          if (this.conformsTo(value, p, run) === false)
-            this.report(run, 'structure', `${loc} does not conform to profile ${p}`, loc);
+      // Profiles on a resource position: those of the type it is; conforming to one is enough.
+      const rt = isObject(value) ? value.resourceType : undefined;
+      const profiles = node.types
+        .filter((t) => t.code === rt || t.code === 'Resource')
+        .flatMap((t) => t.profiles);
+      const verdicts = profiles.map((p) => this.conformsTo(value, p, run));
+      if (verdicts.length > 0 && verdicts.every((x) => x === false)) {
+        this.report(run, 'structure', `${loc} does not conform to ${profiles.join(' or ')}`, loc);
+      }
       return;
     } else {
       if (!isObject(value)) {
