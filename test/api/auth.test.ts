@@ -409,6 +409,32 @@ describe('agent', () => {
   });
 });
 
+describe('audit', () => {
+  async function eventOf(requestId: string): Promise<Record<string, unknown>> {
+    const res = await h.request.get('/fhir/AuditEvent?_count=1000').set(bearer(system));
+    const found = (res.body.entry as Array<{ resource: Record<string, unknown> }> | undefined)
+      ?.map((e) => e.resource)
+      .find((r) => JSON.stringify(r).includes(requestId));
+    if (!found) throw new Error(`no AuditEvent for ${requestId}`);
+    return found;
+  }
+
+  test('a refused token (401) is audited as a failure', async () => {
+    await h.request.get('/fhir/Patient').set('X-Request-Id', 'auth-audit-401').set(bearer('bad.token.here'));
+    const e = await eventOf('auth-audit-401');
+    expect(e.outcome).not.toBe('0');
+    expect(String(e.outcomeDesc)).toMatch(/^HTTP 401/);
+  });
+
+  test('a request the scopes forbid (403) is audited with the token subject as agent', async () => {
+    const t = await iss.token({ scope: 'user/Observation.rs', fhirUser: 'Practitioner/audit-dr' });
+    await h.request.get('/fhir/Patient').set('X-Request-Id', 'auth-audit-403').set(bearer(t));
+    const e = await eventOf('auth-audit-403');
+    expect(String(e.outcomeDesc)).toMatch(/^HTTP 403/);
+    expect(JSON.stringify(e.agent)).toContain('Practitioner/audit-dr');
+  });
+});
+
 describe('CORS and security headers', () => {
   test('every response carries the security headers, errors included', async () => {
     for (const res of [await h.request.get('/fhir/metadata'), await h.request.get('/fhir/Patient')]) {
