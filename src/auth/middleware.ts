@@ -54,8 +54,13 @@ export function authLayer(deps: AuthDeps): RequestHandler[] {
   const mount = config.mountPath === '/' ? '' : config.mountPath;
   const smart = config.auth.mode === 'smart' ? config.auth.smart : undefined;
   const realm = config.baseUrl.replace(/"/g, '');
-  const isDiscovery = (p: string): boolean => p === WELL_KNOWN || p === `${mount}${WELL_KNOWN}`;
-  const isPublic = (p: string): boolean => isDiscovery(p) || p === `${mount}/metadata`;
+  // The router is not strict about a trailing slash; neither is this.
+  const trim = (p: string): string => (p.length > 1 ? p.replace(/\/+$/, '') : p);
+  const isDiscovery = (p: string): boolean => {
+    const t = trim(p);
+    return t === WELL_KNOWN || t === `${mount}${WELL_KNOWN}`;
+  };
+  const isPublic = (p: string): boolean => isDiscovery(p) || trim(p) === `${mount}/metadata`;
   const origins = new Set(config.auth.corsOrigins);
   const anyOrigin = origins.has('*');
   const hsts = config.baseUrl.startsWith('https:');

@@ -167,6 +167,10 @@ describe('public endpoints', () => {
     expect(res.body.capabilities).toEqual(expect.arrayContaining(['permission-v1', 'permission-v2']));
   });
 
+  test('a trailing slash does not make metadata private', async () => {
+    expect((await h.request.get('/fhir/metadata/')).status).toBe(200);
+  });
+
   test('/.well-known/smart-configuration at the host root is the same document', async () => {
     const a = await h.request.get('/.well-known/smart-configuration');
     const b = await h.request.get('/fhir/.well-known/smart-configuration');
@@ -404,6 +408,7 @@ describe('agent', () => {
       fhirUser: 'Practitioner/dr1',
       clientId: 'app-9',
       patient: 'p9',
+      scopeLevel: 'patient',
       address: '10.0.0.1',
     });
   });
