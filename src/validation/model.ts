@@ -58,6 +58,8 @@ export interface CompiledStructure {
   root: ElementNode;
   /** A profile (constraint), not a base definition. */
   constraint: boolean;
+  /** Elements by id. */
+  byId: ReadonlyMap<string, ElementNode>;
 }
 
 const FHIR_TYPE_EXT = 'http://hl7.org/fhir/StructureDefinition/structuredefinition-fhir-type';
@@ -198,11 +200,15 @@ export function compileStructure(sd: StructureDefinition): CompiledStructure | u
   }
   if (!root) return undefined;
   // contentReference (#Questionnaire.item): share the referenced element's children and types.
+  const constraint = sd.derivation === 'constraint';
   const seen = new Set<ElementNode>();
   const resolveRefs = (n: ElementNode): void => {
     if (seen.has(n)) return;
     seen.add(n);
-    if (n.contentReference) {
+    // In a profile, a contentReference (Parameters.parameter.part -> #Parameters.parameter) means
+    // the base definition's element: the validator resolves it there, unless the profile gave the
+    // element children of its own.
+    if (n.contentReference && !(constraint && n.children.size === 0)) {
       const target = byId.get(n.contentReference.replace(/^.*#/, ''));
       if (target) {
         n.children = target.children;
@@ -220,6 +226,7 @@ export function compileStructure(sd: StructureDefinition): CompiledStructure | u
     type: sd.type,
     kind: sd.kind,
     root,
-    constraint: sd.derivation === 'constraint',
+    constraint,
+    byId,
   };
 }

@@ -32,7 +32,7 @@ export function generateSnapshot(
     const id = diff.id ?? diff.path;
     let idx = out.findIndex((e) => (e.id ?? e.path) === id);
     if (idx < 0) idx = typedChoice(out, id);
-    if (idx < 0) idx = insertElement(out, id, diff, lookup);
+    if (idx < 0) idx = insertElement(out, id, diff, lookup, baseElements);
     if (idx < 0) continue;
     const target = out[idx] as ElementDefinition;
     for (const [k, v] of Object.entries(diff)) {
@@ -57,6 +57,7 @@ function insertElement(
   id: string,
   diff: ElementDefinition,
   lookup: (url: string) => StructureDefinition | undefined,
+  pristine: readonly ElementDefinition[],
 ): number {
   const segs = id.split('.');
   const last = segs[segs.length - 1] ?? '';
@@ -91,7 +92,7 @@ function insertElement(
   if (parentIdx < 0) {
     if (
       segs.length <= 2 ||
-      insertElement(out, parentId, { path: parentId } as ElementDefinition, lookup) < 0
+      insertElement(out, parentId, { path: parentId } as ElementDefinition, lookup, pristine) < 0
     ) {
       return -1;
     }
@@ -101,6 +102,24 @@ function insertElement(
   // Children already unrolled: the element simply is not one of them.
   if ((out[parentIdx + 1]?.id ?? '').startsWith(`${parentId}.`)) return -1;
   const parent = out[parentIdx] as ElementDefinition;
+  if (parent.contentReference) {
+    // Unroll a recursive element (Parameters.parameter.part) from the element it refers to.
+    const ref = parent.contentReference.replace(/^.*#/, '');
+    // From the base definition: the profile's constraints on the referenced element stay there.
+    const refEls = pristine.filter(
+      (e) => (e.id ?? e.path).startsWith(`${ref}.`) && !(e.id ?? '').slice(ref.length).includes(':'),
+    );
+    const copies = refEls.map((e) => {
+      const c = structuredClone(e);
+      c.id = parentId + (e.id ?? e.path).slice(ref.length);
+      c.path = parent.path + e.path.slice(ref.length);
+      return c;
+    });
+    delete parent.contentReference;
+    parent.type = [{ code: 'BackboneElement' }];
+    out.splice(parentIdx + 1, 0, ...copies);
+    return out.findIndex((e) => (e.id ?? e.path) === id);
+  }
   const typeCode = parent.type?.length === 1 ? parent.type[0]?.code : undefined;
   const typeSd = typeCode ? lookup(`http://hl7.org/fhir/StructureDefinition/${typeCode}`) : undefined;
   const typeElements = typeSd?.snapshot?.element;

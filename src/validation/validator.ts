@@ -179,6 +179,12 @@ export class InstanceValidator {
 
   private childrenFor(node: ElementNode, type: string): Map<string, ElementNode> {
     if (node.children.size > 0) return node.children;
+    if (node.contentReference) {
+      const ref = node.contentReference.replace(/^.*#/, '');
+      const base = this.structure(`${CORE}${ref.split('.')[0] ?? ''}`);
+      const target = base?.byId.get(ref);
+      if (target) return target.children;
+    }
     const s = this.structure(`${CORE}${type}`);
     return s?.root.children ?? node.children;
   }
