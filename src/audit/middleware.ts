@@ -32,6 +32,9 @@ export interface AuditMiddlewareOptions {
 
 type End = (...args: unknown[]) => Response;
 
+/** The status recorded for a request whose client closed the connection before the answer. */
+const CLIENT_CLOSED = 499;
+
 /**
  * Holds every response until its AuditEvent(s) are durable: `res.end` is wrapped, so the status
  * line and body leave only after the recorder has written them. If the audit cannot be written
@@ -65,6 +68,20 @@ export function auditMiddleware(o: AuditMiddlewareOptions): RequestHandler {
       return res;
     };
     res.end = wrapped as unknown as Response['end'];
+    // A client that hangs up before the answer is ready still accessed something: record the
+    // attempt (status 499, outcome 4). Nothing is acknowledged, so nothing waits for it.
+    res.on('close', () => {
+      if (held) return;
+      held = true;
+      try {
+        const events = eventsFor(req, res, o.source, mount, now(), CLIENT_CLOSED);
+        o.recorder.record(events).catch((e: unknown) => {
+          o.log.error({ err: e, requestId: res.locals.requestId as string }, 'audit record not durable');
+        });
+      } catch (e) {
+        o.log.error({ err: e, requestId: res.locals.requestId as string }, 'could not build the AuditEvent');
+      }
+    });
     next();
   };
 }
@@ -99,6 +116,7 @@ export function eventsFor(
   source: string,
   mount: string,
   at: Date,
+  status = res.statusCode,
 ): AuditEvent[] {
   const url = req.originalUrl;
   const q = url.indexOf('?');
@@ -113,7 +131,9 @@ export function eventsFor(
   const requestId = (res.locals.requestId as string | undefined) ?? '';
   const recorded = at.toISOString();
   const base = { agent, requestId, recorded, source };
-  const events = [buildAuditEvent({ ...base, note, status: res.statusCode, outcomeText: outcomeText(res) })];
+  const text =
+    status === CLIENT_CLOSED ? 'the client closed the connection before the answer' : outcomeText(res);
+  const events = [buildAuditEvent({ ...base, note, status, outcomeText: text })];
   const entries = res.locals.auditEntries as AuditEntryNote[] | undefined;
   if (Array.isArray(entries)) {
     for (const e of entries) {

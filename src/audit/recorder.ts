@@ -224,3 +224,15 @@ export class AuditRecorder {
     else await write();
   }
 }
+
+const recorders = new WeakMap<ResourceStore, AuditRecorder>();
+
+/** The one recorder of a store: two would each keep a chain head and fork the chain. */
+export function recorderFor(store: ResourceStore, registry: DefinitionsRegistry): AuditRecorder {
+  let r = recorders.get(store);
+  if (!r) {
+    r = new AuditRecorder(store, registry);
+    recorders.set(store, r);
+  }
+  return r;
+}

@@ -1,4 +1,7 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import type { AuditEvent, Bundle, Parameters } from 'fhir/r4';
+import { createApp } from '../../src/app';
 import { AUDIT_TYPE, type AuditDoc } from '../../src/audit/recorder';
 import { makeIssuer, type TestIssuer } from '../auth/issuer';
 import { FHIR_JSON, patient, startHarness, type Harness } from './harness';
@@ -277,6 +280,39 @@ describe('failures are audited', () => {
     const e = await lastEvent(h);
     expect(e.outcome).toBe('4');
     expect(e.outcomeDesc).toMatch(/^HTTP 405/);
+  });
+
+  test('a client that hangs up before the answer is audited (status 499, outcome 4)', async () => {
+    const server = http.createServer(createApp(h.ctx));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    try {
+      const port = (server.address() as AddressInfo).port;
+      const before = (await auditLog(h)).length;
+      await new Promise<void>((resolve) => {
+        const req = http.request({
+          port,
+          host: '127.0.0.1',
+          method: 'POST',
+          path: '/fhir/Patient',
+          headers: { 'content-type': FHIR_JSON, 'content-length': '1000', 'x-request-id': 'hung-up' },
+        });
+        req.on('error', () => resolve());
+        // Half a body, then the client goes away.
+        req.write('{"resourceType":', () => setImmediate(() => req.destroy()));
+      });
+      const find = async (): Promise<AuditEvent | undefined> =>
+        (await auditLog(h)).slice(before).find((e) => requestIdOf(e) === 'hung-up');
+      let e = await find();
+      while (!e) {
+        await new Promise((r) => setImmediate(r));
+        e = await find();
+      }
+      expect(subtypeOf(e)).toBe('create');
+      expect(e.outcome).toBe('4');
+      expect(e.outcomeDesc).toMatch(/^HTTP 499/);
+    } finally {
+      await new Promise((r) => server.close(r));
+    }
   });
 
   test('a response the client cannot accept (406) is audited', async () => {
