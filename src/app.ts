@@ -2,7 +2,7 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import { accessReportHandler, isCsvReportRequest } from './audit/access-report';
 import { auditWriteGuard } from './audit/guard';
 import { auditMiddleware } from './audit/middleware';
-import { AuditRecorder } from './audit/recorder';
+import { recorderFor } from './audit/recorder';
 import { verifyHandler } from './audit/verify';
 import { authLayer } from './auth/middleware';
 import { methodNotAllowed, notFound } from './fhir/errors';
@@ -52,7 +52,7 @@ export function createApp(ctx: AppContext): express.Express {
   });
 
   // Every answer waits until its AuditEvent is durable (AUDIT=on); before auth, so refusals are audited.
-  const recorder = new AuditRecorder(ctx.store, ctx.registry);
+  const recorder = recorderFor(ctx.store, ctx.registry);
   if (ctx.config.audit) {
     app.use(
       auditMiddleware({
