@@ -83,6 +83,23 @@ function sendCurrent(ctx: AppContext, req: Request, res: Response, doc: CurrentD
   sendResource(req, res, status, subset(resource, ctx.registry, summary, elements));
 }
 
+/**
+ * Whether the caller may learn that a deleted resource existed: they could see its last live
+ * version. Otherwise a tombstone answers 404, exactly like an id that was never used.
+ */
+export async function tombstoneVisible(
+  ctx: AppContext,
+  policy: AccessPolicy,
+  type: string,
+  id: string,
+  versionId: number,
+): Promise<boolean> {
+  const seesAll = Object.keys(policy.visible(type, 'r') ?? { none: 1 }).length === 0;
+  if (seesAll) return true;
+  const before = await ctx.store.lastLiveVersion(type, id, versionId);
+  return before !== undefined && policy.canSee(before, 'r');
+}
+
 // ---- read / vread ---------------------------------------------------------------------------
 
 export async function read(ctx: AppContext, req: Request, res: Response): Promise<void> {
@@ -96,6 +113,8 @@ export async function read(ctx: AppContext, req: Request, res: Response): Promis
   if (!doc || (doc.resource && !policy.canSee(doc.resource, 'r')))
     throw notFound(`${type}/${id} does not exist`);
   if (doc.deleted) {
+    if (!(await tombstoneVisible(ctx, policy, type, id, doc.versionId)))
+      throw notFound(`${type}/${id} does not exist`);
     setVersionHeaders(res, doc.versionId, doc.lastUpdated);
     throw gone(`${type}/${id} was deleted (version ${doc.versionId})`);
   }
@@ -131,6 +150,8 @@ export async function vread(ctx: AppContext, req: Request, res: Response): Promi
   policy.require(type, 'r');
   const h = await ctx.store.vread(type, id, versionId);
   if (!h || (h.resource && !policy.canSee(h.resource, 'r')))
+    throw notFound(`${type}/${id}/_history/${versionId} does not exist`);
+  if ((h.deleted || !h.resource) && !(await tombstoneVisible(ctx, policy, type, id, h.versionId)))
     throw notFound(`${type}/${id}/_history/${versionId} does not exist`);
   setVersionHeaders(res, h.versionId, h.lastUpdated);
   if (h.deleted || !h.resource) throw gone(`${type}/${id} version ${versionId} is a deletion`);

@@ -9,6 +9,7 @@ import { accessOf } from '../auth/policy';
 import { noteAccess } from '../audit/note';
 import { patientsOf } from '../fhir/compartment';
 import type { AppContext } from './context';
+import { tombstoneVisible } from './crud';
 
 export const DEFAULT_COUNT = 50;
 export const MAX_COUNT = 1000;
@@ -82,7 +83,11 @@ export async function history(ctx: AppContext, req: Request, res: Response): Pro
     : new Date().toISOString();
   if (id && type) {
     const cur = await ctx.store.read(type, id);
-    if (!cur || (cur.resource && !policy.canSee(cur.resource, 'r')))
+    if (
+      !cur ||
+      (cur.resource && !policy.canSee(cur.resource, 'r')) ||
+      (!cur.resource && !(await tombstoneVisible(ctx, policy, type, id, cur.versionId)))
+    )
       throw notFound(`${type}/${id} has no history: it does not exist`);
   }
   const page = await ctx.store.historyOf({ type, id, since, at, till, count, offset });

@@ -115,6 +115,18 @@ export class ResourceStore {
     return this.history.findOne({ _id: historyId(type, id, versionId) });
   }
 
+  /**
+   * The resource as it was before it was deleted: the newest live version older than `versionId`.
+   * Access checks on a tombstone use it (a tombstone has no content to check).
+   */
+  async lastLiveVersion(type: string, id: string, versionId: number): Promise<Resource | undefined> {
+    const [h] = await this.history.find(
+      { id, type, versionId: { $lt: versionId }, deleted: false },
+      { sort: { versionId: -1 }, limit: 1 },
+    );
+    return h?.resource;
+  }
+
   /** The search index of a resource (e.g. a history version, whose index is not stored). */
   indexOf(resource: Resource): Record<string, unknown> {
     return this.extractor.extract(resource);
@@ -296,9 +308,10 @@ export class ResourceStore {
     session?: Session,
   ): Promise<DeleteResult> {
     return this.atomically(async (s) => {
-      const cur = await this.read(type, id, s);
-      if (cur?.resource && options.canDelete && !options.canDelete(cur.resource))
-        throw notFound(`${type}/${id} does not exist`);
+      const found = await this.read(type, id, s);
+      // What the caller may not see is treated exactly like what does not exist: no version, no
+      // error that would tell them it is there.
+      const cur = found?.resource && options.canDelete && !options.canDelete(found.resource) ? null : found;
       if (options.ifMatch !== undefined && (!cur || cur.deleted || cur.versionId !== options.ifMatch)) {
         throw preconditionFailed(
           `Version conflict: If-Match does not name the current version of ${type}/${id}`,

@@ -368,12 +368,9 @@ describe('writes', () => {
   });
 });
 
-// Known existence leaks outside auth's files (src/interactions/crud.ts, src/store/resource-store.ts):
-// a hidden resource must answer exactly like a missing one, also for DELETE (204 for a missing id,
-// 404 today for a hidden one) and once deleted (410 today, 404 for a missing id). Recorded as
-// test.failing until fixed there; then make them plain tests.
+// A hidden resource answers exactly like a missing one, also for DELETE and once deleted.
 describe('existence does not leak through delete or tombstones', () => {
-  test.failing("DELETE of another patient's resource answers like DELETE of a missing id", async () => {
+  test("DELETE of another patient's resource answers like DELETE of a missing id", async () => {
     const hidden = await create(obs(`Patient/${ids.B}`, 'probe'));
     const a = await h.request.delete(`/fhir/Observation/${hidden}`).set(bearer(asA));
     const b = await h.request.delete('/fhir/Observation/never-existed').set(bearer(asA));
@@ -381,7 +378,7 @@ describe('existence does not leak through delete or tombstones', () => {
     expect((await get(`/fhir/Observation/${hidden}`, system)).status).toBe(200);
   });
 
-  test.failing('a deleted resource of another patient reads like a missing id (404, not 410)', async () => {
+  test('a deleted resource of another patient reads like a missing id (404, not 410)', async () => {
     const hidden = await create(obs(`Patient/${ids.B}`, 'tombstone'));
     expect((await h.request.delete(`/fhir/Observation/${hidden}`).set(bearer(system))).status).toBe(204);
     expect((await get(`/fhir/Observation/${hidden}`)).status).toBe(404);

@@ -206,7 +206,7 @@ describe('embedded engine', () => {
     const { Query } = await import('mingo');
     for (const f of filters) {
       const expected = docs
-        .filter((d) => new Query(f, {}).test(d))
+        .filter((d) => new Query(f, {}).test(d as unknown as Record<string, unknown>))
         .map((d) => d._id)
         .sort();
       const got = (await c.find(f)).map((d) => d._id).sort();
