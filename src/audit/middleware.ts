@@ -86,13 +86,25 @@ export function auditMiddleware(o: AuditMiddlewareOptions): RequestHandler {
   };
 }
 
+const WITHHELD = [
+  'etag',
+  'last-modified',
+  'location',
+  'content-location',
+  'content-type',
+  'content-length',
+  'content-disposition',
+  'warning',
+];
+
 /** 503 in place of the answer; if part of the answer already left, the connection is cut. */
 function refuse(res: Response, end: End): void {
   if (res.headersSent) {
     res.socket?.destroy();
     return;
   }
-  for (const name of res.getHeaderNames()) if (name !== 'x-request-id') res.removeHeader(name);
+  // What described the withheld answer goes; security, CORS and request-id headers stay.
+  for (const name of WITHHELD) res.removeHeader(name);
   const body = JSON.stringify(
     new FhirError(503, [
       issue('transient', 'The access could not be recorded in the audit log; nothing was acknowledged'),
