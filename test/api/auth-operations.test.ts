@@ -190,8 +190,14 @@ describe('transaction and batch entries', () => {
       .set(bearer(writer))
       .set('Content-Type', FHIR_JSON)
       .send(bundle('transaction', [{ request: { method: 'DELETE', url: 'Observation/obs-pb' } }]));
-    // Like a delete of a missing id inside a transaction: the transaction fails (404), nothing changes.
-    expect(res.status).toBe(404);
+    // Exactly like a delete of a missing id inside a transaction: a no-op that deletes nothing.
+    const missing = await h.request
+      .post('/fhir')
+      .set(bearer(writer))
+      .set('Content-Type', FHIR_JSON)
+      .send(bundle('transaction', [{ request: { method: 'DELETE', url: 'Observation/never-existed' } }]));
+    expect(res.status).toBe(missing.status);
+    expect(res.body.entry?.[0]?.response?.status).toBe(missing.body.entry?.[0]?.response?.status);
     expect((await h.request.get('/fhir/Observation/obs-pb').set(bearer(system))).status).toBe(200);
   });
 });
