@@ -157,6 +157,37 @@ describe('embedded engine', () => {
     await b2.close();
   });
 
+  test('an object shared by two documents of one write is journaled once and shared again after recovery', async () => {
+    interface Holder {
+      _id: string;
+      resource: { text: string };
+    }
+    const b = await open();
+    const shared = { text: 'x'.repeat(10_000) };
+    await b.withTransaction(async (session) => {
+      await b.collection<Holder>('current').insertOne({ _id: 'a', resource: shared }, { session });
+      await b.collection<Holder>('history').insertOne({ _id: 'a/1', resource: shared }, { session });
+    });
+    await b.close();
+    const journal = fs.readdirSync(dir).find((f) => f.startsWith('journal-')) as string;
+    expect(fs.statSync(path.join(dir, journal)).size).toBeLessThan(15_000);
+    const b2 = await open();
+    const cur = await b2.collection<Holder>('current').findOne({ _id: 'a' });
+    const hist = await b2.collection<Holder>('history').findOne({ _id: 'a/1' });
+    expect(cur?.resource.text).toHaveLength(10_000);
+    expect(hist?.resource).toBe(cur?.resource);
+    // The same holds through a snapshot.
+    await b2.compact();
+    await b2.close();
+    const snap = fs.readdirSync(dir).find((f) => f.startsWith('snapshot-')) as string;
+    expect(fs.statSync(path.join(dir, snap)).size).toBeLessThan(15_000);
+    const b3 = await open();
+    const hist3 = await b3.collection<Holder>('history').findOne({ _id: 'a/1' });
+    expect(hist3?.resource.text).toHaveLength(10_000);
+    expect(hist3?.resource).toBe((await b3.collection<Holder>('current').findOne({ _id: 'a' }))?.resource);
+    await b3.close();
+  });
+
   test('stored documents are frozen so callers cannot corrupt them', async () => {
     const b = await open();
     const c = b.collection<Item>('items');

@@ -18,6 +18,7 @@ import {
   type UpdateResult,
   type WriteOptions,
 } from '../backend';
+import { decodeShared, SharedFieldWriter } from './dedupe';
 import { deepFreeze } from './freeze';
 import { candidateIds, SecondaryIndex } from './indexes';
 import { JournalWriter, fsyncDir, readJournal } from './journal';
@@ -180,8 +181,11 @@ export class EmbeddedBackend implements Backend {
       torn ||= j.torn;
       for (const rec of j.records) {
         const ops = JSON.parse(rec) as Array<[string, string, Doc | null]>;
-        for (const [c, id, doc] of ops) {
-          if (doc) this.coll(c).docs.set(id, deepFreeze(doc));
+        const docs: Array<Doc | null> = [];
+        for (const [c, id, raw] of ops) {
+          const doc = raw && deepFreeze(decodeShared(raw, docs));
+          docs.push(doc);
+          if (doc) this.coll(c).docs.set(id, doc);
           else this.coll(c).docs.delete(id);
         }
         replayed++;
@@ -371,7 +375,13 @@ export class EmbeddedBackend implements Backend {
       }
       return Promise.reject(e instanceof Error ? e : new Error(String(e)));
     }
-    const record = JSON.stringify(s.order.map(([c, id]) => [c, id, s.writes.get(c)?.get(id) ?? null]));
+    const shared = new SharedFieldWriter();
+    const record = JSON.stringify(
+      s.order.map(([c, id], n) => {
+        const doc = s.writes.get(c)?.get(id) ?? null;
+        return [c, id, doc && shared.encode(n, doc)];
+      }),
+    );
     const undo = (): void => {
       for (let i = applied.length - 1; i >= 0; i--) {
         const a = applied[i];

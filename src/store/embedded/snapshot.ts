@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
+import { decodeShared, SharedFieldWriter } from './dedupe';
 import { decodeRecords, encodeRecord } from './journal';
 
 type Doc = { _id: string } & Record<string, unknown>;
@@ -25,9 +26,10 @@ export async function writeSnapshot(file: string, state: Array<[string, Doc[]]>)
       chunk = [];
       chunkLen = 0;
     };
+    const shared = new SharedFieldWriter();
     for (const [c, docs] of state) {
       for (const d of docs) {
-        const line = encodeRecord(JSON.stringify([c, d]));
+        const line = encodeRecord(JSON.stringify([c, shared.encode(count, d)]));
         chunk.push(line);
         chunkLen += line.length;
         count++;
@@ -58,5 +60,11 @@ export function readSnapshot(file: string): Array<[string, Doc]> | undefined {
   if (last === undefined) return undefined;
   const trailer = JSON.parse(last) as { end?: unknown };
   if (trailer.end !== records.length) return undefined;
-  return records.map((r) => JSON.parse(r) as [string, Doc]);
+  const docs: Doc[] = [];
+  return records.map((r) => {
+    const [c, raw] = JSON.parse(r) as [string, Doc];
+    const doc = decodeShared(raw, docs);
+    docs.push(doc);
+    return [c, doc];
+  });
 }
