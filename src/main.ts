@@ -27,6 +27,7 @@ async function openBackend(config: Config, log: Logger): Promise<Backend> {
   return EmbeddedBackend.open({
     dataDir: config.dataDir,
     autoIndexPrefix: 'idx.',
+    freeze: process.env.NODE_ENV !== 'production',
     log: (msg, fields) => log.info(fields ?? {}, msg),
   });
 }
