@@ -1,0 +1,42 @@
+/**
+ * The SQL-on-FHIR v2 FHIRPath functions fhirpath.js lacks, as a `userInvocationTable`
+ * (https://sql-on-fhir.org/ig/latest/StructureDefinition-ViewDefinition.html#required-additional-functions).
+ * Keys are the resource's logical id (the same for getResourceKey and getReferenceKey, so joins work).
+ */
+
+interface NodeLike {
+  data?: unknown;
+}
+
+function dataOf(v: unknown): unknown {
+  return typeof v === 'object' && v !== null && 'data' in v ? (v as NodeLike).data : v;
+}
+
+function getResourceKey(inputs: unknown[]): string[] {
+  const out: string[] = [];
+  for (const i of inputs) {
+    const id = (dataOf(i) as { id?: unknown } | null)?.id;
+    if (typeof id === 'string') out.push(id);
+  }
+  return out;
+}
+
+function getReferenceKey(inputs: unknown[], type?: unknown): string[] {
+  const want = typeof type === 'object' && type !== null ? (type as { name?: unknown }).name : undefined;
+  const out: string[] = [];
+  for (const i of inputs) {
+    const ref = (dataOf(i) as { reference?: unknown } | null)?.reference;
+    if (typeof ref !== 'string') continue;
+    // Relative (Type/id), absolute (.../Type/id) and versioned (.../_history/n) references.
+    const m = /(?:^|\/)([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})(?:\/_history\/[^/]+)?$/.exec(ref);
+    if (!m) continue;
+    if (typeof want === 'string' && m[1] !== want) continue;
+    out.push(m[2] as string);
+  }
+  return out;
+}
+
+export const userInvocationTable = {
+  getResourceKey: { fn: getResourceKey, arity: { 0: [] } },
+  getReferenceKey: { fn: getReferenceKey, arity: { 0: [], 1: ['TypeSpecifier'] } },
+};
