@@ -36,7 +36,14 @@ function getReferenceKey(inputs: unknown[], type?: unknown): string[] {
   return out;
 }
 
+/** join(): the spec wants '' (not empty) for an empty input, so a column gets an empty string. */
+function join(inputs: unknown[], separator?: unknown): string[] {
+  const sep = typeof separator === 'string' ? separator : '';
+  return [inputs.map((i) => String(dataOf(i))).join(sep)];
+}
+
 export const userInvocationTable = {
+  join: { fn: join, arity: { 0: [], 1: ['String'] } },
   getResourceKey: { fn: getResourceKey, arity: { 0: [] } },
   getReferenceKey: { fn: getReferenceKey, arity: { 0: [], 1: ['TypeSpecifier'] } },
 };

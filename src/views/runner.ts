@@ -1,7 +1,7 @@
 import fhirpath from 'fhirpath';
 import r4model from 'fhirpath/fhir-context/r4';
 import { badRequest, FhirError, issue } from '../fhir/errors';
-import { columnsOf, type ViewDefinition, type ViewSelect } from './definition';
+import { columnsOf, type ViewConstant, type ViewDefinition, type ViewSelect } from './definition';
 import { userInvocationTable } from './functions';
 
 /** One output row: column name -> JSON value (null when the path gave nothing). */
@@ -84,6 +84,29 @@ function jsonValue(v: unknown): unknown {
   return String(v);
 }
 
+/** An empty FHIRPath collection as a focus. */
+const EMPTY: unknown[] = [];
+
+const TEMPORAL = new Set(['date', 'dateTime', 'instant', 'time']);
+
+/**
+ * A constant as a FHIRPath value: temporal ones become typed literals (a plain string never equals a
+ * FHIR date); the others are the JSON value.
+ */
+function constantValue(c: ViewConstant): unknown {
+  if (!TEMPORAL.has(c.type) || typeof c.value !== 'string') return c.value;
+  if (!/^[0-9T:.+\-Z]+$/.test(c.value)) throw badRequest(`Constant ${c.name} is not a valid ${c.type}`);
+  const literal = c.type === 'time' ? `@T${c.value}` : `@${c.value}`;
+  try {
+    const [v] = fhirpath.evaluate({}, literal, undefined, r4model, {
+      resolveInternalTypes: false,
+    }) as unknown[];
+    return v;
+  } catch {
+    throw badRequest(`Constant ${c.name} is not a valid ${c.type}`);
+  }
+}
+
 export interface CompiledView {
   readonly view: ViewDefinition;
   /** Output column names, in order. */
@@ -98,7 +121,7 @@ export function compileView(view: ViewDefinition): CompiledView {
   const root = plan({ select: view.select }, compile, 'ViewDefinition');
   const where = view.where.map((w, i) => compile(w.path, `ViewDefinition.where[${i}]`));
   const constants: Vars = {};
-  for (const c of view.constant) constants[c.name] = c.value;
+  for (const c of view.constant) constants[c.name] = constantValue(c);
   const known = new Set(view.constant.map((c) => c.name));
 
   // fhirpath resolves an unknown %variable to an error at evaluation; check the names up front too,
@@ -110,13 +133,17 @@ export function compileView(view: ViewDefinition): CompiledView {
       throw badRequest(`ViewDefinition refers to an undefined constant %${name}`);
   }
 
-  function evalNode(node: Node, focus: unknown, rowIndex: number): Row[] {
+  /**
+   * Rows of one select over one focus. `nulls` is set inside the single row forEachOrNull makes for an
+   * empty collection: every path then sees an empty focus and every nested forEach gives one null row.
+   */
+  function evalNode(node: Node, focus: unknown, rowIndex: number, nulls = false): Row[] {
     let foci: Array<[unknown, number]>;
     if (node.forEach) {
-      const items = node.forEach(focus, { ...constants, rowIndex });
+      const items = nulls ? [] : node.forEach(focus, { ...constants, rowIndex });
       if (items.length === 0) {
-        if (!node.orNull) return [];
-        return [Object.fromEntries(node.names.map((n) => [n, null]))];
+        if (!node.orNull && !nulls) return [];
+        return evalNode({ ...node, forEach: undefined }, EMPTY, 0, true);
       }
       foci = items.map((f, i) => [f, i]);
     } else if (node.repeat) {
@@ -150,8 +177,10 @@ export function compileView(view: ViewDefinition): CompiledView {
         else own[c.name] = values.length ? values[0] : null;
       }
       const parts: Row[][] = [[own]];
-      for (const s of node.selects) parts.push(evalNode(s, f, index));
-      if (node.unionAll.length) parts.push(node.unionAll.flatMap((u) => evalNode(u, f, index)));
+      for (const s of node.selects) parts.push(evalNode(s, f, index, nulls));
+      // In the null row a unionAll is one null row too, not one per branch.
+      const branches = nulls ? node.unionAll.slice(0, 1) : node.unionAll;
+      if (branches.length) parts.push(branches.flatMap((u) => evalNode(u, f, index, nulls)));
       rows.push(...product(parts));
     }
     return rows;
