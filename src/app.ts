@@ -19,6 +19,7 @@ import { everything } from './operations/everything';
 import * as bulk from './operations/export';
 import * as terminology from './operations/terminology';
 import { validateNeedsPost, validateOperation } from './operations/validate';
+import { isViewRunRequest, viewRun } from './operations/view-run';
 
 type Handler = (ctx: AppContext, req: Request, res: Response) => Promise<void>;
 
@@ -82,7 +83,8 @@ export function createApp(ctx: AppContext): express.Express {
       fn(ctx, req, res);
   // Negotiate before doing any work: a client that accepts only XML gets 406 up front.
   router.use((req: Request, _res: Response, next: NextFunction) => {
-    if (!isCsvReportRequest(req) && !bulk.isExportFileRequest(req)) responseType(req);
+    if (!isCsvReportRequest(req) && !bulk.isExportFileRequest(req) && !isViewRunRequest(req))
+      responseType(req);
     next();
   });
   // The audit log is read-only over the API (405 for any write, conditional forms included).
@@ -103,6 +105,10 @@ export function createApp(ctx: AppContext): express.Express {
   router.delete('/$export-status/:id', h(bulk.exportCancel));
   router.get('/$export-file/:id/:name', h(bulk.exportFile));
   router.get('/Patient/:id/$everything', h(everything));
+  // SQL-on-FHIR v2 ViewDefinition $run (operations/view-run.ts): rows as JSON, NDJSON or CSV.
+  router.post('/ViewDefinition/$run', h(viewRun));
+  router.get('/ViewDefinition/:id/$run', h(viewRun));
+  router.post('/ViewDefinition/:id/$run', h(viewRun));
   // Terminology and $validate (operations/terminology.ts, operations/validate.ts).
   for (const [path, fn] of [
     ['/ValueSet/$expand', terminology.expand],
@@ -142,6 +148,8 @@ export function createApp(ctx: AppContext): express.Express {
 
   const allow: Array<[RegExp, string]> = [
     [/^\/[^/]+\/\$validate$/, 'POST'],
+    [/^\/ViewDefinition\/\$run$/, 'POST'],
+    [/^\/ViewDefinition\/[^/]+\/\$run$/, 'GET, HEAD, POST'],
     [/^\/[^/]+\/[^/]+\/\$validate$/, 'GET, HEAD, POST'],
     [/^\/(ValueSet|CodeSystem)\/([^/]+\/)?\$(expand|validate-code|lookup|subsumes)$/, 'GET, HEAD, POST'],
     [/^\/?$/, 'GET, HEAD, POST'],

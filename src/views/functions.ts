@@ -1,3 +1,5 @@
+import type { UserInvocationTable } from 'fhirpath';
+
 /**
  * The SQL-on-FHIR v2 FHIRPath functions fhirpath.js lacks, as a `userInvocationTable`
  * (https://sql-on-fhir.org/ig/latest/StructureDefinition-ViewDefinition.html#required-additional-functions).
@@ -42,7 +44,7 @@ function join(inputs: unknown[], separator?: unknown): string[] {
   return [inputs.map((i) => String(dataOf(i))).join(sep)];
 }
 
-export const userInvocationTable = {
+export const userInvocationTable: UserInvocationTable = {
   join: { fn: join, arity: { 0: [], 1: ['String'] } },
   getResourceKey: { fn: getResourceKey, arity: { 0: [] } },
   getReferenceKey: { fn: getReferenceKey, arity: { 0: [], 1: ['TypeSpecifier'] } },
