@@ -140,7 +140,8 @@ function entities(f: AuditFacts): AuditEventEntity[] {
       role: coding(OBJECT_ROLE, '1', 'Patient'),
     });
   }
-  if (n.query && isQuery(n.interaction)) {
+  // Operations that select data ($everything, ViewDefinition $run) name their query and count too.
+  if (n.query && (isQuery(n.interaction) || n.interaction === 'operation')) {
     const q: AuditEventEntity = {
       type: coding(ENTITY_TYPE, '2', 'System Object'),
       role: coding(OBJECT_ROLE, '24', 'Query'),
