@@ -9,6 +9,7 @@ import { queryPairs } from '../http/query';
 import { sendJson } from '../http/respond';
 import { compileSearch, referencesOf } from '../search/compile';
 import { parseSearchRequest } from '../search/parse';
+import { includeQueries, revincludeQueries, type IncludeSource } from '../search/include';
 import type { IncludeTarget, SearchRequest } from '../search/request';
 import type { Filter, Session, Sort } from '../store/backend';
 import type { CurrentDoc } from '../store/documents';
@@ -128,37 +129,17 @@ export class SearchService implements Searcher {
     return out;
   }
 
-  private refParams(type: string, inc: IncludeTarget): string[] {
-    if (inc.type !== '*' && inc.type !== type) return [];
-    return [...this.ctx.registry.searchParametersFor(type).values()]
-      .filter((p) => p.type === 'reference' && (inc.param === '*' || p.code === inc.param))
-      .map((p) => p.code);
-  }
-
   private async forwardIncludes(
     inc: IncludeTarget,
     sources: CurrentDoc[],
     policy: AccessPolicy,
   ): Promise<CurrentDoc[]> {
-    const byType = new Map<string, Set<string>>();
-    for (const d of sources) {
-      const type = (d.resource as Resource).resourceType;
-      for (const code of this.refParams(type, inc)) {
-        const refs = d.idx[code];
-        if (!Array.isArray(refs)) continue;
-        for (const r of refs as Array<{ t?: string; i?: string }>) {
-          if (!r.t || !r.i || (inc.targetType && r.t !== inc.targetType)) continue;
-          let s = byType.get(r.t);
-          if (!s) byType.set(r.t, (s = new Set()));
-          s.add(r.i);
-        }
-      }
-    }
     const out: CurrentDoc[] = [];
-    for (const [t, ids] of byType) {
-      if (!this.ctx.registry.isResourceType(t)) continue;
-      const filter = restrict({ _id: { $in: [...ids] }, deleted: false }, policy, t, 'r');
-      if (filter) out.push(...(await this.ctx.store.find(t, filter)));
+    const queries = includeQueries([inc], sources.map(includeSource), this.ctx.registry);
+    for (const q of queries) {
+      if (!this.ctx.registry.isResourceType(q.type)) continue;
+      const filter = restrict(q.filter, policy, q.type, 'r');
+      if (filter) out.push(...(await this.ctx.store.find(q.type, filter, { limit: MAX_INCLUDES })));
     }
     return out;
   }
@@ -168,23 +149,17 @@ export class SearchService implements Searcher {
     targets: CurrentDoc[],
     policy: AccessPolicy,
   ): Promise<CurrentDoc[]> {
-    const refs = targets.map((d) => `${(d.resource as Resource).resourceType}/${d._id}`);
-    if (refs.length === 0) return [];
-    const types = inc.type === '*' ? this.ctx.registry.resourceTypes : [inc.type];
     const out: CurrentDoc[] = [];
-    for (const t of types) {
-      const codes = this.refParams(t, { ...inc, type: t });
-      if (codes.length === 0) continue;
-      const filter = restrict(
-        { deleted: false, $or: codes.map((c) => ({ [`idx.${c}`]: { $elemMatch: { r: { $in: refs } } } })) },
-        policy,
-        t,
-        's',
-      );
-      if (filter) out.push(...(await this.ctx.store.find(t, filter, { limit: MAX_INCLUDES })));
+    for (const q of revincludeQueries([inc], targets.map(includeSource), this.ctx.registry)) {
+      const filter = restrict(q.filter, policy, q.type, 's');
+      if (filter) out.push(...(await this.ctx.store.find(q.type, filter, { limit: MAX_INCLUDES })));
     }
     return out;
   }
+}
+
+function includeSource(d: CurrentDoc): IncludeSource {
+  return { type: (d.resource as Resource).resourceType, id: d._id, idx: d.idx };
 }
 
 function searcherOf(ctx: AppContext): SearchService {
