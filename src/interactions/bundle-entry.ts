@@ -2,6 +2,7 @@ import type { Binary, BundleEntry, Resource } from 'fhir/r4';
 import { badRequest, FhirError, notSupported } from '../fhir/errors';
 import { asResource, checkId, checkType, checkVersionId } from '../fhir/resource';
 import { parseETag } from '../http/headers';
+import { assertNotAuditWrite } from '../audit/guard';
 import type { AccessPolicy } from '../auth/policy';
 import type { AppContext } from './context';
 import { parseCriteria } from './crud';
@@ -135,6 +136,8 @@ export async function parseEntry(
     return e;
   }
   if (!e.type) throw badRequest(`${method} needs a resource type in request.url`);
+  // The audit log is read-only through Bundles too (the router guard covers the plain API).
+  assertNotAuditWrite(e.type, e.method);
   if (segs.length > 2) throw badRequest(`request.url ${rawUrl.slice(0, 200)} is not a ${method} URL`);
   if (segs.length === 2) e.id = checkId(segs[1] as string);
   if (segs.length === 2 && params.length > 0)

@@ -431,7 +431,7 @@ describe('the audit log cannot be changed over the API', () => {
   // Known gap: the Bundle handler (interactions/bundle*.ts) does not yet call
   // assertNotAuditWrite (audit/guard.ts) per entry, so a transaction can still write AuditEvents
   // ($verify reports it). When it does, make this an ordinary `test`.
-  test.failing('a transaction entry cannot write an AuditEvent either', async () => {
+  test('a transaction entry cannot write an AuditEvent either', async () => {
     const r = await h.request
       .post('/fhir')
       .set('Content-Type', FHIR_JSON)
