@@ -29,6 +29,13 @@ function getReferenceKey(inputs: unknown[], type?: unknown): string[] {
   for (const i of inputs) {
     const ref = (dataOf(i) as { reference?: unknown } | null)?.reference;
     if (typeof ref !== 'string') continue;
+    // Bundle-internal `urn:uuid:` references (Synthea): the key is the uuid, which Synthea also uses as
+    // the id; the target's type is not in the reference, so only an untyped call matches it.
+    const uuid = /^urn:uuid:([0-9a-fA-F-]{36})$/.exec(ref);
+    if (uuid) {
+      if (typeof want !== 'string') out.push(uuid[1] as string);
+      continue;
+    }
     // Relative (Type/id), absolute (.../Type/id) and versioned (.../_history/n) references.
     const m = /(?:^|\/)([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})(?:\/_history\/[^/]+)?$/.exec(ref);
     if (!m) continue;
