@@ -3,9 +3,10 @@ import { crud } from './crud';
 import { exportScenario } from './export';
 import { ingest } from './ingest';
 import { validate } from './validate';
+import { viewsScenario } from './views';
 
 /** Every scenario `npm run bench -- <name>` can run; the first one is the default. */
-export const scenarios: readonly Scenario[] = [crud, ingest, validate, exportScenario];
+export const scenarios: readonly Scenario[] = [crud, ingest, validate, exportScenario, viewsScenario];
 
 export function findScenario(name: string): Scenario | undefined {
   return scenarios.find((scenario) => scenario.name === name);

@@ -38,7 +38,7 @@ function bundles(n: number): Bundle[] {
   const vitals = resources.filter(
     (r): r is Observation =>
       r?.resourceType === 'Observation' &&
-      (r.category ?? []).some((c) =>
+      ((r as Observation).category ?? []).some((c) =>
         (c.coding ?? []).some((x) => x.system === VITAL && x.code === 'vital-signs'),
       ),
   );
