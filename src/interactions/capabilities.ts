@@ -10,6 +10,7 @@ import { sendJson } from '../http/respond';
 import type { AppContext } from './context';
 import { resourceOperations, systemOperations } from '../operations/export-capability';
 import { validationOperations } from '../operations/validate';
+import { viewOperations } from '../operations/view-run';
 import { auditOperations, restrictAuditResource } from '../audit/capability';
 
 export const SERVER_NAME = 'fhir-r4-server';
@@ -103,7 +104,7 @@ export function capabilityStatement(
         ...(ctx.config.auth.smart ? { security: restSecurity(ctx.config.auth.smart) } : {}),
         resource: resources,
         interaction: systemInteractions,
-        operation: systemOperations(),
+        operation: [...systemOperations(), ...viewOperations()],
       },
     ],
   };

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Request, Response } from 'express';
-import type { Group, ParametersParameter, Resource } from 'fhir/r4';
+import type { CapabilityStatementRestResourceOperation, Group, ParametersParameter, Resource } from 'fhir/r4';
 import { noteAccess } from '../audit/note';
 import { accessOf, restrict, type AccessPolicy } from '../auth/policy';
 import { badRequest, notFound, notAcceptable } from '../fhir/errors';
@@ -181,4 +181,22 @@ export async function viewRun(ctx: AppContext, req: Request, res: Response): Pro
   res.status(200);
   res.set('Content-Type', `${CONTENT_TYPES[format]}; charset=utf-8`);
   res.end(req.method === 'HEAD' ? undefined : body);
+}
+
+/**
+ * The CapabilityStatement entry (rest.operation: ViewDefinition is not an R4 resource type, so there
+ * is no resource entry to hang it on).
+ */
+export function viewOperations(): CapabilityStatementRestResourceOperation[] {
+  return [
+    {
+      name: 'run',
+      definition: 'http://sql-on-fhir.org/OperationDefinition/$run',
+      documentation:
+        'SQL-on-FHIR v2 ViewDefinition run at POST [base]/ViewDefinition/$run: an inline viewResource ' +
+        '(stored ViewDefinitions are not supported), over the store (same scopes and patient-compartment ' +
+        'rules as search) or inline resource parameters; patient, group, _since, _limit; _format json ' +
+        '(default), ndjson or csv. Every run is audited with the view digest and the row count.',
+    },
+  ];
 }

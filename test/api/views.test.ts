@@ -189,3 +189,9 @@ test('every run is audited with the view and the row count', async () => {
   expect(query.get('resource')).toBe('Observation');
   expect(query.get('sha256')).toMatch(/^[0-9a-f]{16}$/);
 });
+
+test('the CapabilityStatement lists the $run operation', async () => {
+  const r = await h.request.get('/fhir/metadata').set(bearer(system));
+  const ops = (r.body.rest[0].operation ?? []) as Array<{ name: string; definition: string }>;
+  expect(ops).toContainEqual(expect.objectContaining({ name: 'run' }));
+});
