@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { Request, Response } from 'express';
 import type { CapabilityStatementRestResourceOperation, Group, ParametersParameter, Resource } from 'fhir/r4';
 import { noteAccess } from '../audit/note';
@@ -10,6 +10,7 @@ import type { Filter } from '../store/backend';
 import { parseViewDefinition, type ViewDefinition } from '../views/definition';
 import { CONTENT_TYPES, rowFormat, RowWriter, type RowFormat } from '../views/output';
 import { compileView } from '../views/runner';
+import { Deidentifier, EXCLUDED_TYPES, Pseudonymizer } from './deidentify';
 import { operationInput, paramString, paramStrings } from './params';
 
 /**
@@ -143,7 +144,24 @@ export async function viewRun(ctx: AppContext, req: Request, res: Response): Pro
     query: query.toString(),
   });
 
-  const emit = (resource: unknown): boolean => {
+  // _deidentify=safe-harbor (the bulk export's rules, README): each resource is de-identified before
+  // the view sees it, with a pseudonym key that lives for this run only.
+  const deidentify = paramString(params, '_deidentify') ?? queryParam(req, '_deidentify');
+  if (deidentify !== undefined && deidentify !== 'safe-harbor')
+    throw badRequest(`_deidentify ${deidentify} is not supported; use safe-harbor`);
+  if (deidentify && EXCLUDED_TYPES.has(view.resource))
+    throw badRequest(`${view.resource} is not available in a de-identified extract`);
+  const deid = deidentify
+    ? new Deidentifier(new Pseudonymizer(randomBytes(32)), {
+        baseUrl: ctx.config.baseUrl,
+        referenceYear: new Date().getUTCFullYear(),
+      })
+    : undefined;
+  if (deidentify) query.set('_deidentify', deidentify);
+
+  const emit = (original: unknown): boolean => {
+    const resource = deid ? deid.resource(original as Resource) : original;
+    if (resource === null) return true;
     for (const row of compiled.rows(resource)) {
       if (writer.rows >= limit) return false;
       writer.write(row);

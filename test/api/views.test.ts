@@ -195,3 +195,12 @@ test('the CapabilityStatement lists the $run operation', async () => {
   const ops = (r.body.rest[0].operation ?? []) as Array<{ name: string; definition: string }>;
   expect(ops).toContainEqual(expect.objectContaining({ name: 'run' }));
 });
+
+test('_deidentify=safe-harbor runs the view over de-identified resources', async () => {
+  const r = await post(run(VIEW, [{ name: '_deidentify', valueCode: 'safe-harbor' }]));
+  expect(r.status).toBe(200);
+  const rows = JSON.parse(r.text) as Array<{ id: string; family: unknown }>;
+  expect(rows).toHaveLength(2);
+  expect(rows.map((row) => row.family)).toEqual([null, null]);
+  expect(rows.map((row) => row.id)).not.toContain(ids.A);
+});
