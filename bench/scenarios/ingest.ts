@@ -26,7 +26,7 @@ import { summarizeLatencies } from '../lib/stats';
 
 const DATA_DIR = process.env.FHIR_TEST_DATA ?? path.resolve(__dirname, '..', '..', '..', 'shared', 'data');
 
-interface LoadedBundle {
+export interface LoadedBundle {
   name: string;
   entries: number;
   body: unknown;
@@ -83,36 +83,55 @@ async function post(
   };
 }
 
+/** What loadSynthea loaded: its three phases, and the patient Bundles as sent (Synthea's urn:uuid ids). */
+export interface SyntheaLoad {
+  phases: PhaseResult[];
+  patients: LoadedBundle[];
+}
+
+/**
+ * Loads the provider Bundles, then the first --patients patient transactions (`patientsDefault` when
+ * the option is absent), over HTTP: the ingest scenario, and the loading step of the scenarios that
+ * need Synthea data in the store.
+ */
+export async function loadSynthea(
+  context: ScenarioContext,
+  patientsDefault = Infinity,
+): Promise<SyntheaLoad> {
+  const dir = path.join(DATA_DIR, 'synthea-blaze');
+  if (!existsSync(dir)) throw new Error(`${dir} is absent: set FHIR_TEST_DATA to the shared data folder`);
+  const files = readdirSync(dir)
+    .filter((f) => f.endsWith('.json.gz'))
+    .sort();
+  const providers = files.filter((f) => f.startsWith('0-')).map((f) => load(path.join(dir, f)));
+  const patientCount = Math.min(context.options.patients ?? patientsDefault, files.length - providers.length);
+  const patients = files
+    .filter((f) => !f.startsWith('0-'))
+    .slice(0, patientCount)
+    .map((f) => load(path.join(dir, f)));
+  const phases = [
+    await post(context, providers, 1, 'providers'),
+    await post(
+      context,
+      patients.filter((_, i) => i % 2 === 0),
+      1,
+      'tx c=1',
+    ),
+    await post(
+      context,
+      patients.filter((_, i) => i % 2 === 1),
+      4,
+      'tx c=4',
+    ),
+  ];
+  return { phases, patients };
+}
+
 export const ingest: Scenario = {
   name: 'ingest',
   description:
     'Synthea transactions (shared/data/synthea-blaze) at concurrency 1 and 4; --patients N (default all 120)',
   async run(context) {
-    const dir = path.join(DATA_DIR, 'synthea-blaze');
-    if (!existsSync(dir)) throw new Error(`${dir} is absent: set FHIR_TEST_DATA to the shared data folder`);
-    const files = readdirSync(dir)
-      .filter((f) => f.endsWith('.json.gz'))
-      .sort();
-    const providers = files.filter((f) => f.startsWith('0-')).map((f) => load(path.join(dir, f)));
-    const patientCount = Math.min(context.options.patients ?? Infinity, files.length - providers.length);
-    const patients = files
-      .filter((f) => !f.startsWith('0-'))
-      .slice(0, patientCount)
-      .map((f) => load(path.join(dir, f)));
-    return [
-      await post(context, providers, 1, 'providers'),
-      await post(
-        context,
-        patients.filter((_, i) => i % 2 === 0),
-        1,
-        'tx c=1',
-      ),
-      await post(
-        context,
-        patients.filter((_, i) => i % 2 === 1),
-        4,
-        'tx c=4',
-      ),
-    ];
+    return (await loadSynthea(context)).phases;
   },
 };
