@@ -84,6 +84,17 @@ function jsonValue(v: unknown): unknown {
   return String(v);
 }
 
+/** Every FHIRPath expression of a select tree. */
+function expressionsOf(s: ViewSelect): string[] {
+  return [
+    ...(s.column ?? []).map((c) => c.path),
+    ...[s.forEach, s.forEachOrNull].filter((e): e is string => e !== undefined),
+    ...(s.repeat ?? []),
+    ...(s.select ?? []).flatMap(expressionsOf),
+    ...(s.unionAll ?? []).flatMap(expressionsOf),
+  ];
+}
+
 /** An empty FHIRPath collection as a focus. */
 const EMPTY: unknown[] = [];
 
@@ -126,8 +137,9 @@ export function compileView(view: ViewDefinition): CompiledView {
 
   // fhirpath resolves an unknown %variable to an error at evaluation; check the names up front too,
   // so an empty input still reports the mistake.
-  const exprs = JSON.stringify(view.select) + JSON.stringify(view.where);
-  for (const m of exprs.matchAll(/%([A-Za-z_][A-Za-z0-9_]*)/g)) {
+  const exprs = [...view.select.flatMap(expressionsOf), ...view.where.map((w) => w.path)].join('\n');
+  // Only outside string literals: '%' inside quotes is text.
+  for (const m of exprs.replace(/'(?:[^'\\]|\\.)*'/g, "''").matchAll(/%([A-Za-z_][A-Za-z0-9_]*)/g)) {
     const name = m[1] as string;
     if (!known.has(name) && !['rowIndex', 'resource', 'context', 'ucum', 'rootResource'].includes(name))
       throw badRequest(`ViewDefinition refers to an undefined constant %${name}`);
