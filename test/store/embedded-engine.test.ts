@@ -256,6 +256,43 @@ describe('embedded engine', () => {
     await b.close();
   });
 
+  test('sorting by scalar keys follows MongoDB: arrays by least (asc) or greatest (desc) element, missing first', async () => {
+    interface S {
+      _id: string;
+      k?: number | string | number[] | null;
+      t: { a: number };
+    }
+    const b = await open();
+    const c = b.collection<S>('s');
+    const docs: S[] = [
+      { _id: 'a', k: 5, t: { a: 2 } },
+      { _id: 'b', k: [9, 1], t: { a: 1 } },
+      { _id: 'c', t: { a: 3 } },
+      { _id: 'd', k: 'x', t: { a: 1 } },
+      { _id: 'e', k: 3, t: { a: 2 } },
+      { _id: 'f', k: null, t: { a: 9 } },
+    ];
+    await Promise.all(docs.map((d) => c.insertOne(d)));
+    const ids = async (sort: Record<string, 1 | -1>, skip = 0, limit = 0): Promise<string[]> =>
+      (await c.find({}, { sort, skip, limit })).map((d) => d._id);
+    expect(await ids({ k: 1, _id: 1 })).toEqual(['c', 'f', 'b', 'e', 'a', 'd']);
+    expect(await ids({ k: -1, _id: 1 })).toEqual(['d', 'b', 'a', 'e', 'c', 'f']);
+    expect(await ids({ 't.a': 1, _id: -1 }, 1, 3)).toEqual(['b', 'e', 'a']);
+    await b.close();
+  });
+
+  test('a repeated query sees writes made between the two', async () => {
+    const b = await open();
+    const c = b.collection<Item>('items');
+    for (let i = 0; i < 5; i++) await c.insertOne({ _id: `i${i}`, n: i });
+    expect(await c.countDocuments({ n: { $gte: 2 } })).toBe(3);
+    await c.insertOne({ _id: 'i9', n: 9 });
+    expect(await c.countDocuments({ n: { $gte: 2 } })).toBe(4);
+    await c.deleteOne({ _id: 'i2' });
+    expect((await c.find({ n: { $gte: 2 } })).map((d) => d._id).sort()).toEqual(['i3', 'i4', 'i9']);
+    await b.close();
+  });
+
   test('a second process cannot open the same data directory', async () => {
     const b = await open();
     fs.writeFileSync(path.join(dir, 'LOCK'), String(process.ppid));

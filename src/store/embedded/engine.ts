@@ -21,6 +21,7 @@ import {
 import { decodeShared, SharedFieldWriter } from './dedupe';
 import { deepFreeze } from './freeze';
 import { candidateIds, SecondaryIndex } from './indexes';
+import { sortByScalarKeys } from './sort';
 import { JournalWriter, fsyncDir, readJournal } from './journal';
 import { readSnapshot, writeSnapshot } from './snapshot';
 
@@ -38,6 +39,10 @@ interface Op {
 
 class CollectionData {
   readonly docs = new Map<string, Doc>();
+  /** Bumped on every change; keys the cached last match. */
+  version = 0;
+  lastMatch: { key: string; version: number; docs: Doc[] } | undefined;
+  constructor(readonly name: string) {}
   readonly indexes = new Map<string, SecondaryIndex>();
   /** Single-field indexes by field, for the planner. */
   readonly byField = new Map<string, SecondaryIndex>();
@@ -214,7 +219,7 @@ export class EmbeddedBackend implements Backend {
   private coll(name: string): CollectionData {
     let c = this.data.get(name);
     if (!c) {
-      c = new CollectionData();
+      c = new CollectionData(name);
       this.data.set(name, c);
     }
     return c;
@@ -281,9 +286,27 @@ export class EmbeddedBackend implements Backend {
     const cd = this.data.get(c);
     const s = session as EmbeddedSession | undefined;
     const w = s?.writes.get(c);
+    // A search asks for the count and then a page with the same filter: outside sessions the last
+    // answer per collection is kept until the collection changes.
+    if (!w && cd) {
+      const key = JSON.stringify(filter);
+      if (cd.lastMatch && cd.lastMatch.key === key && cd.lastMatch.version === cd.version)
+        return cd.lastMatch.docs;
+      const docs = this.scan(cd, filter, undefined);
+      cd.lastMatch = { key, version: cd.version, docs };
+      return docs;
+    }
+    return this.scan(cd, filter, w);
+  }
+
+  private scan(
+    cd: CollectionData | undefined,
+    filter: Filter,
+    w: Map<string, Doc | null> | undefined,
+  ): Doc[] {
     const q = new Query(filter, {});
     const out: Doc[] = [];
-    const cand = cd ? candidateIds(filter, (f) => this.indexFor(c, cd, f)) : undefined;
+    const cand = cd ? candidateIds(filter, (f) => this.indexFor(cd, f)) : undefined;
     if (cand) {
       for (const id of cand) {
         if (w?.has(id)) continue;
@@ -297,13 +320,13 @@ export class EmbeddedBackend implements Backend {
     return out;
   }
 
-  private indexFor(c: string, cd: CollectionData, field: string): SecondaryIndex | undefined {
+  private indexFor(cd: CollectionData, field: string): SecondaryIndex | undefined {
     const existing = cd.byField.get(field);
     if (existing) return existing;
     if (!this.autoIndexPrefix || !field.startsWith(this.autoIndexPrefix) || cd.docs.size < AUTO_INDEX_MIN)
       return undefined;
     cd.addIndex({ name: `auto_${field}`, key: { [field]: 1 } });
-    this.log('embedded store built an index', { collection: c, field, docs: cd.docs.size });
+    this.log('embedded store built an index', { collection: cd.name, field, docs: cd.docs.size });
     return cd.byField.get(field);
   }
 
@@ -423,6 +446,7 @@ export class EmbeddedBackend implements Backend {
     }
     if (doc) cd.docs.set(id, doc);
     else cd.docs.delete(id);
+    cd.version++;
   }
 
   createIndex(c: string, spec: IndexSpec): void {
@@ -481,11 +505,21 @@ function processAlive(pid: number): boolean {
 }
 
 function sortAndPage<T>(docs: Doc[], options: FindOptions | undefined): T[] {
-  let cursor = new Query({}, {}).find<Doc>(docs);
-  if (options?.sort && Object.keys(options.sort).length > 0) cursor = cursor.sort(options.sort);
-  if (options?.skip) cursor = cursor.skip(options.skip);
-  if (options?.limit) cursor = cursor.limit(options.limit);
-  let out = cursor.all();
+  const sort = options?.sort && Object.keys(options.sort).length > 0 ? options.sort : undefined;
+  // Scalar sort keys (ids, instants, precomputed search sort keys) are sorted here, each key
+  // computed once; anything else goes through mingo's cursor.
+  const sorted = sort ? sortByScalarKeys(docs, sort) : docs;
+  let out: Doc[];
+  if (sorted) {
+    const from = options?.skip ?? 0;
+    out = sorted.slice(from, options?.limit ? from + options.limit : undefined);
+  } else {
+    let cursor = new Query({}, {}).find<Doc>(docs);
+    if (sort) cursor = cursor.sort(sort);
+    if (options?.skip) cursor = cursor.skip(options.skip);
+    if (options?.limit) cursor = cursor.limit(options.limit);
+    out = cursor.all();
+  }
   if (options?.projection && Object.keys(options.projection).length > 0) {
     out = new Query({}, {}).find<Doc>(out, options.projection).all();
   }
