@@ -1,4 +1,5 @@
 import http from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { createApp } from './app';
 import { bulkRunnerFor } from './bulk/runner';
@@ -48,6 +49,39 @@ export async function buildContext(config: Config, log: Logger): Promise<AppCont
   return { ...base, searcher: new SearchService(base) };
 }
 
+/**
+ * Requests that Node's HTTP parser refuses before Express sees them (a request line or headers over
+ * the 16 KB limit, malformed HTTP) get an OperationOutcome too, not Node's bare 431/400.
+ */
+function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+  if (err.code === 'ECONNRESET' || !socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const status =
+    err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+  const diagnostics =
+    status === 431
+      ? 'Request line or headers too large'
+      : status === 408
+        ? 'Request timeout'
+        : 'Malformed HTTP request';
+  const body = JSON.stringify({
+    resourceType: 'OperationOutcome',
+    issue: [
+      {
+        severity: 'error',
+        code: status === 431 ? 'too-long' : status === 408 ? 'timeout' : 'structure',
+        diagnostics,
+      },
+    ],
+  });
+  socket.end(
+    `HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? ''}\r\nContent-Type: application/fhir+json; charset=utf-8\r\n` +
+      `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
+}
+
 export async function startServer(config: Config, log: Logger): Promise<Server> {
   if (config.auth.mode === 'none')
     log.warn('AUTH=none: no bearer token is required; every client may read and write everything');
@@ -56,6 +90,7 @@ export async function startServer(config: Config, log: Logger): Promise<Server> 
   const app = createApp(ctx);
   const server = http.createServer(app);
   server.keepAliveTimeout = 65_000;
+  server.on('clientError', answerClientError);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.port, config.host, () => resolve());
