@@ -299,12 +299,28 @@ export class EmbeddedBackend implements Backend {
     return this.scan(cd, filter, w);
   }
 
+  /** Compiled filters, most recently used last: compiling a mingo Query costs more than testing a few documents. */
+  private readonly queries = new Map<string, Query>();
+
+  private compiled(filter: Filter): Query {
+    const key = JSON.stringify(filter);
+    let q = this.queries.get(key);
+    if (q) {
+      this.queries.delete(key);
+    } else {
+      q = new Query(filter, {});
+      if (this.queries.size >= 500) this.queries.delete(this.queries.keys().next().value as string);
+    }
+    this.queries.set(key, q);
+    return q;
+  }
+
   private scan(
     cd: CollectionData | undefined,
     filter: Filter,
     w: Map<string, Doc | null> | undefined,
   ): Doc[] {
-    const q = new Query(filter, {});
+    const q = this.compiled(filter);
     const out: Doc[] = [];
     const cand = cd ? candidateIds(filter, (f) => this.indexFor(cd, f)) : undefined;
     if (cand) {
