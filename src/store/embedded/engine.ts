@@ -21,6 +21,7 @@ import {
 import { decodeShared, SharedFieldWriter } from './dedupe';
 import { deepFreeze } from './freeze';
 import { candidateIds, SecondaryIndex } from './indexes';
+import { compileMatcher } from './matcher';
 import { sortByScalarKeys } from './sort';
 import { JournalWriter, fsyncDir, readJournal } from './journal';
 import { readSnapshot, writeSnapshot } from './snapshot';
@@ -300,15 +301,17 @@ export class EmbeddedBackend implements Backend {
   }
 
   /** Compiled filters, most recently used last: compiling a mingo Query costs more than testing a few documents. */
-  private readonly queries = new Map<string, Query>();
+  private readonly queries = new Map<string, { test(doc: Doc): boolean }>();
 
-  private compiled(filter: Filter): Query {
+  /** A fast compiled predicate (matcher.ts) where the filter allows, mingo otherwise. */
+  private compiled(filter: Filter): { test(doc: Doc): boolean } {
     const key = JSON.stringify(filter);
     let q = this.queries.get(key);
     if (q) {
       this.queries.delete(key);
     } else {
-      q = new Query(filter, {});
+      const fast = compileMatcher(filter);
+      q = fast ? { test: fast } : new Query(filter, {});
       if (this.queries.size >= 500) this.queries.delete(this.queries.keys().next().value as string);
     }
     this.queries.set(key, q);
