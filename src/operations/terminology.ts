@@ -237,20 +237,16 @@ export async function lookup(ctx: AppContext, req: Request, res: Response): Prom
   if (cs.version) parameter.push({ name: 'version', valueString: cs.version });
   parameter.push({ name: 'display', valueString: found.display ?? code });
   if (found.definition) parameter.push({ name: 'definition', valueString: found.definition });
-  for (const p of found.parents)
+  const related = [
+    ...found.parents.map((p) => ['parent', p] as const),
+    ...found.children.map((c) => ['child', c] as const),
+  ];
+  for (const [property, value] of related)
     parameter.push({
       name: 'property',
       part: [
-        { name: 'code', valueCode: 'parent' },
-        { name: 'value', valueCode: p },
-      ],
-    });
-  for (const c of found.children)
-    parameter.push({
-      name: 'property',
-      part: [
-        { name: 'code', valueCode: 'child' },
-        { name: 'value', valueCode: c },
+        { name: 'code', valueCode: property },
+        { name: 'value', valueCode: value },
       ],
     });
   sendJson(req, res, 200, { resourceType: 'Parameters', parameter } satisfies Parameters);
