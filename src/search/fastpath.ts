@@ -108,24 +108,30 @@ function build(
   const lastIsChoice = last.keys.length > 1;
   if (lastIsChoice && !ofType && steps.length !== names.length) return undefined;
 
+  // Everything that depends only on the expression, resolved here rather than per resource: the
+  // keys ofType keeps on the last step, and each key's node path.
+  const plan = steps.map((step) => ({
+    element: step.path,
+    keys: step.keys
+      .filter(({ type }) => !(ofType && step === last && !isA(type, ofType)))
+      .map(({ key, type }) => ({ key, type, path: BACKBONE.has(type) ? step.path : type })),
+  }));
+
   return (resource: unknown): FastNode[] => {
     let current: FastNode[] = [{ data: resource, type: rootType, path: rootPath, element: rootPath }];
-    for (const step of steps) {
+    for (const { element, keys } of plan) {
       const next: FastNode[] = [];
       for (const c of current) {
         if (!isRecord(c.data)) continue;
-        for (const { key, type } of step.keys) {
-          if (ofType && step === last && !isA(type, ofType)) continue;
+        for (const { key, type, path } of keys) {
           const v = c.data[key];
           if (v === undefined || v === null) continue;
-          const nodePath = BACKBONE.has(type) ? step.path : type;
           if (Array.isArray(v)) {
             for (const x of v) {
-              if (x !== undefined && x !== null)
-                next.push({ data: x, type, path: nodePath, element: step.path });
+              if (x !== undefined && x !== null) next.push({ data: x, type, path, element });
             }
           } else {
-            next.push({ data: v, type, path: nodePath, element: step.path });
+            next.push({ data: v, type, path, element });
           }
         }
       }
