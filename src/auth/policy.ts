@@ -67,3 +67,9 @@ export function restrict(
   if (v === null) return null;
   return Object.keys(v).length === 0 ? filter : { $and: [filter, v] };
 }
+
+/** Whether the policy lets the caller see every resource of `type` (no filter applies). */
+export function seesEverything(policy: AccessPolicy, type: string, action: ScopeAction): boolean {
+  const v = policy.visible(type, action);
+  return v !== null && Object.keys(v).length === 0;
+}

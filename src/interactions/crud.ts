@@ -9,8 +9,8 @@ import { etag, parseETag, parseHttpDate, parsePrefer } from '../http/headers';
 import { queryPairs, queryParam } from '../http/query';
 import { outcome, sendJson, sendResource } from '../http/respond';
 import type { CurrentDoc } from '../store/documents';
-import type { DeleteResult, WriteResult } from '../store/resource-store';
-import { accessOf, type AccessPolicy, type ScopeAction } from '../auth/policy';
+import type { WriteResult } from '../store/resource-store';
+import { accessOf, seesEverything, type AccessPolicy, type ScopeAction } from '../auth/policy';
 import { noteAccess } from '../audit/note';
 import { patientsOf } from '../fhir/compartment';
 import { FhirError, issue } from '../fhir/errors';
@@ -94,8 +94,7 @@ export async function tombstoneVisible(
   id: string,
   versionId: number,
 ): Promise<boolean> {
-  const seesAll = Object.keys(policy.visible(type, 'r') ?? { none: 1 }).length === 0;
-  if (seesAll) return true;
+  if (seesEverything(policy, type, 'r')) return true;
   const before = await ctx.store.lastLiveVersion(type, id, versionId);
   return before !== undefined && policy.canSee(before, 'r');
 }
@@ -349,15 +348,22 @@ export async function remove(ctx: AppContext, req: Request, res: Response): Prom
   noteAccess(res, { interaction: 'delete', resourceType: type, id });
   const policy = accessOf(res);
   policy.require(type, 'd');
+  await deleteById(ctx, req, res, policy, type, id);
+}
+
+/** The delete itself, shared by DELETE by id and by criteria: 204, the tombstone's ETag, the audit note. */
+async function deleteById(
+  ctx: AppContext,
+  req: Request,
+  res: Response,
+  policy: AccessPolicy,
+  type: string,
+  id: string,
+): Promise<void> {
   const r = await ctx.store.delete(type, id, {
     ifMatch: ifMatch(req),
     canDelete: (cur) => policy.canSee(cur, 'd'),
   });
-  noteDeleted(ctx, res, type, id, r);
-  res.status(204).end();
-}
-
-function noteDeleted(ctx: AppContext, res: Response, type: string, id: string, r: DeleteResult): void {
   if (r.versionId !== undefined) {
     res.set('ETag', etag(r.versionId));
     noteAccess(res, {
@@ -366,6 +372,7 @@ function noteDeleted(ctx: AppContext, res: Response, type: string, id: string, r
       patients: r.before ? patientsOf(ctx.registry, type, id, r.before.idx) : [],
     });
   }
+  res.status(204).end();
 }
 
 export function assertWritable(policy: AccessPolicy, resource: Resource, action: ScopeAction): void {
@@ -393,11 +400,5 @@ export async function conditionalDelete(ctx: AppContext, req: Request, res: Resp
     );
     return;
   }
-  const id = ids[0] as string;
-  const r = await ctx.store.delete(type, id, {
-    ifMatch: ifMatch(req),
-    canDelete: (cur) => policy.canSee(cur, 'd'),
-  });
-  noteDeleted(ctx, res, type, id, r);
-  res.status(204).end();
+  await deleteById(ctx, req, res, policy, type, ids[0] as string);
 }

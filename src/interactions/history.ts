@@ -5,7 +5,7 @@ import { checkId, checkType } from '../fhir/resource';
 import { queryPairs } from '../http/query';
 import { sendJson } from '../http/respond';
 import type { HistoryDoc } from '../store/documents';
-import { accessOf } from '../auth/policy';
+import { accessOf, seesEverything } from '../auth/policy';
 import { noteAccess } from '../audit/note';
 import { patientsOf } from '../fhir/compartment';
 import type { AppContext } from './context';
@@ -93,9 +93,8 @@ export async function history(ctx: AppContext, req: Request, res: Response): Pro
   const page = await ctx.store.historyOf({ type, id, since, at, till, count, offset });
   // Versions the caller may not see are left out. (Deletions carry no resource; they are kept
   // only in instance history, whose resource the caller was allowed to see above.)
-  const seesAll = (t: string): boolean => Object.keys(policy.visible(t, 'r') ?? { none: 1 }).length === 0;
   const entries = page.entries.filter((h) =>
-    h.resource ? policy.canSee(h.resource, 'r') : Boolean(id) || seesAll(h.type),
+    h.resource ? policy.canSee(h.resource, 'r') : Boolean(id) || seesEverything(policy, h.type, 'r'),
   );
   const total = entries.length === page.entries.length ? page.total : offset + entries.length;
   const patients = new Set<string>();
