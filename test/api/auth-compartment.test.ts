@@ -1,4 +1,4 @@
-import { bearer, makeIssuer, patientToken, type TestIssuer } from '../auth/issuer';
+import { bearer, createAs, makeIssuer, patientToken, type TestIssuer } from '../auth/issuer';
 import { FHIR_JSON, startHarness, type Harness } from './harness';
 
 /**
@@ -19,15 +19,7 @@ const refs = (body: { entry?: Entry[] }): string[] =>
     .map((e) => `${e.resource.resourceType}/${e.resource.id}`)
     .sort();
 
-async function create(resource: Record<string, unknown>): Promise<string> {
-  const res = await h.request
-    .post(`/fhir/${resource.resourceType as string}`)
-    .set(bearer(system))
-    .set('Content-Type', FHIR_JSON)
-    .send(resource);
-  expect(res.status).toBe(201);
-  return res.body.id as string;
-}
+const create = (resource: Record<string, unknown>): Promise<string> => createAs(h, system, resource);
 
 const obs = (
   subject: string,

@@ -1,5 +1,5 @@
 import { SignJWT } from 'jose';
-import { bearer, makeIssuer, type TestIssuer } from '../auth/issuer';
+import { bearer, createAs, makeIssuer, type TestIssuer } from '../auth/issuer';
 import { FHIR_JSON, patient, startHarness, type Harness } from './harness';
 
 let iss: TestIssuer;
@@ -25,15 +25,7 @@ function expectInvalidToken(res: { status: number; headers: Record<string, strin
   expect(res.body).toMatchObject({ resourceType: 'OperationOutcome', issue: [{ code: 'login' }] });
 }
 
-async function create(resource: Record<string, unknown>): Promise<string> {
-  const res = await h.request
-    .post(`/fhir/${resource.resourceType as string}`)
-    .set(bearer(system))
-    .set('Content-Type', FHIR_JSON)
-    .send(resource);
-  expect(res.status).toBe(201);
-  return res.body.id as string;
-}
+const create = (resource: Record<string, unknown>): Promise<string> => createAs(h, system, resource);
 
 describe('401: no token, or a token that does not verify', () => {
   test('a request without Authorization gets 401 with a bare Bearer challenge and an OperationOutcome', async () => {

@@ -1,5 +1,5 @@
 import type { Bundle } from 'fhir/r4';
-import { bearer, makeIssuer, patientToken, type TestIssuer } from '../auth/issuer';
+import { bearer, createAs, makeIssuer, patientToken, type TestIssuer } from '../auth/issuer';
 import { FHIR_JSON, startHarness, type Harness } from './harness';
 
 /**
@@ -13,15 +13,7 @@ let system: string;
 let asA: string;
 const ids: Record<string, string> = {};
 
-async function create(resource: Record<string, unknown>): Promise<string> {
-  const r = await h.request
-    .post(`/fhir/${resource.resourceType as string}`)
-    .set(bearer(system))
-    .set('Content-Type', FHIR_JSON)
-    .send(resource);
-  expect(r.status).toBe(201);
-  return r.body.id as string;
-}
+const create = (resource: Record<string, unknown>): Promise<string> => createAs(h, system, resource);
 
 const obs = (subject: string, code: string) => ({
   resourceType: 'Observation',

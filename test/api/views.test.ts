@@ -1,6 +1,6 @@
 import type { AuditEvent } from 'fhir/r4';
 import { AUDIT_TYPE, type AuditDoc } from '../../src/audit/recorder';
-import { bearer, makeIssuer, patientToken, type TestIssuer } from '../auth/issuer';
+import { bearer, createAs, makeIssuer, patientToken, type TestIssuer } from '../auth/issuer';
 import { FHIR_JSON, startHarness, type Harness } from './harness';
 
 /** SQL-on-FHIR v2 ViewDefinition/$run over the store: formats, parameters, confinement and audit. */
@@ -46,15 +46,7 @@ let h: Harness;
 let system: string;
 const ids: Record<string, string> = {};
 
-async function create(resource: Record<string, unknown>): Promise<string> {
-  const r = await h.request
-    .post(`/fhir/${resource.resourceType as string}`)
-    .set(bearer(system))
-    .set('Content-Type', FHIR_JSON)
-    .send(resource);
-  expect(r.status).toBe(201);
-  return r.body.id as string;
-}
+const create = (resource: Record<string, unknown>): Promise<string> => createAs(h, system, resource);
 
 async function post(body: unknown, token = system, query = ''): Promise<import('supertest').Response> {
   return h.request

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { exportJWK, generateKeyPair, SignJWT, type JWK, type JWTPayload, type KeyLike } from 'jose';
+import { FHIR_JSON, type Harness } from '../api/harness';
 
 /** A test authorization server: its own keys (minted here, nothing fetched), a JWKS file, and tokens. */
 export interface TestIssuer {
@@ -83,3 +84,18 @@ export function patientToken(iss: TestIssuer, patient: string, scope: string): P
 }
 
 export const bearer = (token: string): Record<string, string> => ({ Authorization: `Bearer ${token}` });
+
+/** Creates `resource` with `token` (expects 201) and returns its id. */
+export async function createAs(
+  h: Harness,
+  token: string,
+  resource: Record<string, unknown>,
+): Promise<string> {
+  const res = await h.request
+    .post(`/fhir/${resource.resourceType as string}`)
+    .set(bearer(token))
+    .set('Content-Type', FHIR_JSON)
+    .send(resource);
+  expect(res.status).toBe(201);
+  return res.body.id as string;
+}
