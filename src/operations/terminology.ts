@@ -6,7 +6,7 @@ import { FhirError, badRequest, issue, notFound } from '../fhir/errors';
 import { checkId } from '../fhir/resource';
 import { sendJson } from '../http/respond';
 import type { AppContext } from '../interactions/context';
-import type { Expansion } from '../validation/terminology';
+import { type Expansion, membershipIn } from '../validation/terminology';
 import { operationInput, paramInt, paramString } from './params';
 import { validatorFor } from './validate';
 
@@ -150,20 +150,10 @@ export async function valueSetValidateCode(ctx: AppContext, req: Request, res: R
   const codings = codingsOf(params);
   let unknown: Coding | undefined;
   for (const c of codings) {
-    const system = c.system;
     const code = c.code ?? '';
-    let m: 'member' | 'not-member' | 'unknown';
-    const hit = system ? expansion.codes.get(system)?.get(code) : undefined;
-    if (hit) m = 'member';
-    else if (!system) {
-      m = [...expansion.codes.values()].some((x) => x.has(code))
-        ? 'member'
-        : expansion.open || expansion.openSystems.size > 0
-          ? 'unknown'
-          : 'not-member';
-    } else m = expansion.openSystems.has(system) || expansion.open ? 'unknown' : 'not-member';
+    const m = membershipIn(expansion, c.system || undefined, code);
     if (m === 'member') {
-      const display = hit?.display;
+      const display = c.system ? expansion.codes.get(c.system)?.get(code)?.display : undefined;
       if (c.display && display && c.display !== display) {
         sendJson(
           req,

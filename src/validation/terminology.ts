@@ -146,15 +146,7 @@ export class TerminologyService {
   /** Whether system|code is in the ValueSet; `unknown` when the server cannot tell. */
   membership(valueSetUrl: string, system: string | undefined, code: string): Membership {
     const exp = this.expand(valueSetUrl);
-    if (!exp) return 'unknown';
-    if (system === undefined) {
-      for (const codes of exp.codes.values()) if (codes.has(code)) return 'member';
-      return exp.open || exp.openSystems.size > 0 ? 'unknown' : 'not-member';
-    }
-    if (exp.codes.get(system)?.has(code)) return 'member';
-    if (exp.openSystems.has(system)) return 'unknown';
-    if (exp.open) return 'unknown';
-    return 'not-member';
+    return exp ? membershipIn(exp, system, code) : 'unknown';
   }
 
   /** Looks a code up in a held CodeSystem. */
@@ -189,6 +181,18 @@ export class TerminologyService {
     const cs = this.codeSystem(system);
     return cs ? descendants(cs, code, true) : undefined;
   }
+}
+
+/** Whether system|code is in an expansion; `unknown` when the expansion is open for it. */
+export function membershipIn(exp: Expansion, system: string | undefined, code: string): Membership {
+  if (system === undefined) {
+    for (const codes of exp.codes.values()) if (codes.has(code)) return 'member';
+    return exp.open || exp.openSystems.size > 0 ? 'unknown' : 'not-member';
+  }
+  if (exp.codes.get(system)?.has(code)) return 'member';
+  if (exp.openSystems.has(system)) return 'unknown';
+  if (exp.open) return 'unknown';
+  return 'not-member';
 }
 
 function add(exp: Expansion, c: ExpandedCode): void {
