@@ -9,7 +9,7 @@ import type {
   SearchRequest,
   SearchValue,
 } from './request';
-import { andOf, escapeRegex, field, normalizeText, orOf, sortField } from './types/common';
+import { andOf, escapeRegex, field, isRecord, normalizeText, orOf, sortField, str } from './types/common';
 import { compositeComponents, compositeFilter } from './types/composite';
 import { dateFilter, parseDateRange } from './types/date';
 import { nearFilter } from './types/near';
@@ -147,16 +147,7 @@ class Compiler {
       { deleted: false, _id: { $in: f.values.map((v) => v.value) } },
       'item',
     );
-    const byType = new Map<string, string[]>();
-    for (const r of refs) {
-      const ref = typeof r === 'object' && r !== null ? (r as { r?: unknown }).r : undefined;
-      if (typeof ref !== 'string') continue;
-      const literal = parseLiteral(ref, this.isResourceType);
-      if (!literal || (type && literal.type !== type)) continue;
-      byType.set(literal.type, [...(byType.get(literal.type) ?? []), literal.id]);
-    }
-    const ids = [...byType.values()].flat();
-    return ids.length > 0 ? { _id: { $in: [...new Set(ids)] } } : NOTHING;
+    return this.idsReferenced(refs, type);
   }
 
   /** `_has:Observation:patient:code=x`: the Observations with code x, then the resources they refer to. */
@@ -169,12 +160,16 @@ class Compiler {
       andOf([LIVE, sub, { [field(f.referenceParam, 't')]: type }]),
       f.referenceParam,
     );
+    return this.idsReferenced(refs, type);
+  }
+
+  /** The documents that reference entries (types/reference.ts) point at literally, of `type` if given. */
+  private idsReferenced(refs: unknown[], type: string | undefined): Filter {
     const ids = new Set<string>();
     for (const r of refs) {
-      const ref = typeof r === 'object' && r !== null ? (r as { r?: unknown }).r : undefined;
-      if (typeof ref !== 'string') continue;
-      const literal = parseLiteral(ref, this.isResourceType);
-      if (literal && literal.type === type) ids.add(literal.id);
+      const ref = isRecord(r) ? str(r.r) : undefined;
+      const literal = ref ? parseLiteral(ref, this.isResourceType) : undefined;
+      if (literal && (!type || literal.type === type)) ids.add(literal.id);
     }
     return ids.size > 0 ? { _id: { $in: [...ids] } } : NOTHING;
   }
