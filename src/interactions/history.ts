@@ -8,11 +8,9 @@ import type { HistoryDoc } from '../store/documents';
 import { accessOf, seesEverything } from '../auth/policy';
 import { noteAccess } from '../audit/note';
 import { patientsOf } from '../fhir/compartment';
+import { DEFAULT_COUNT, MAX_COUNT } from '../search/request';
 import type { AppContext } from './context';
 import { tombstoneVisible } from './crud';
-
-export const DEFAULT_COUNT = 50;
-export const MAX_COUNT = 1000;
 
 /** A FHIR instant or dateTime to the ISO form the store compares (UTC, milliseconds). */
 function toInstant(value: string, name: string): string {
@@ -23,13 +21,13 @@ function toInstant(value: string, name: string): string {
   return new Date(t).toISOString();
 }
 
-export function parseCount(raw: string | undefined): number {
+function parseCount(raw: string | undefined): number {
   if (raw === undefined) return DEFAULT_COUNT;
   if (!/^\d{1,9}$/.test(raw)) throw badRequest(`_count must be a non-negative integer, got "${raw}"`);
   return Math.min(Number(raw), MAX_COUNT);
 }
 
-export function parseOffset(raw: string | undefined): number {
+function parseOffset(raw: string | undefined): number {
   if (raw === undefined) return 0;
   if (!/^\d{1,9}$/.test(raw)) throw badRequest(`_offset must be a non-negative integer, got "${raw}"`);
   return Number(raw);

@@ -10,7 +10,7 @@ import { sendJson } from '../http/respond';
 import { compileSearch, referencesOf } from '../search/compile';
 import { parseSearchRequest } from '../search/parse';
 import { includeQueries, revincludeQueries, type IncludeSource } from '../search/include';
-import type { IncludeTarget, SearchRequest } from '../search/request';
+import { DEFAULT_COUNT, type IncludeTarget, type SearchRequest } from '../search/request';
 import type { Filter, Session, Sort } from '../store/backend';
 import type { CurrentDoc } from '../store/documents';
 import { accessOf, openAccess, restrict, type AccessPolicy } from '../auth/policy';
@@ -18,7 +18,6 @@ import { noteAccess } from '../audit/note';
 import { patientsOf } from '../fhir/compartment';
 import type { Features } from './capabilities';
 import type { AppContext, Searcher } from './context';
-import { DEFAULT_COUNT } from './history';
 
 export const FEATURES: Features = {
   searchParamTypes: new Set([

@@ -2,12 +2,13 @@ import type { Request, Response } from 'express';
 import type { Bundle, BundleEntry, BundleLink, Resource } from 'fhir/r4';
 import { accessOf, restrict, type AccessPolicy } from '../auth/policy';
 import { noteAccess } from '../audit/note';
+import { compartmentFilter } from '../fhir/compartment';
 import { badRequest, FhirError, gone, notFound } from '../fhir/errors';
 import { checkId } from '../fhir/resource';
 import { queryPairs } from '../http/query';
 import { sendJson } from '../http/respond';
 import type { AppContext } from '../interactions/context';
-import { DEFAULT_COUNT, MAX_COUNT } from '../interactions/history';
+import { DEFAULT_COUNT, MAX_COUNT } from '../search/request';
 import { parseDateRange } from '../search/types/date';
 import type { Filter } from '../store/backend';
 import type { CurrentDoc } from '../store/documents';
@@ -153,16 +154,12 @@ async function collect(
   const since = p.since ? { lastUpdated: { $gt: p.since } } : undefined;
   if ((!wanted || wanted.has('Patient')) && (!since || patient.lastUpdated > (p.since as string)))
     out.push({ doc: patient, mode: 'match' });
-  const ref = `Patient/${id}`;
   const compartment: CurrentDoc[] = [];
   for (const type of ctx.registry.resourceTypes) {
-    const codes = ctx.registry.patientCompartment.get(type);
-    if (type === 'Patient' || !codes || codes.length === 0) continue;
+    const inCompartment = type === 'Patient' ? null : compartmentFilter(ctx.registry, type, [id]);
+    if (!inCompartment) continue;
     if (!allowed(policy, type, 's', wanted?.has(type) ?? false)) continue;
-    const parts: Filter[] = [
-      { deleted: false },
-      { $or: codes.map((c) => ({ [`idx.${c}`]: { $elemMatch: { r: ref } } })) },
-    ];
+    const parts: Filter[] = [{ deleted: false }, inCompartment];
     if (since) parts.push(since);
     const dates = dateFilter(ctx, type, p);
     if (dates) parts.push(dates);

@@ -80,4 +80,6 @@ export interface IncludeTarget {
   iterate: boolean;
 }
 
+/** Page size when a search or history gives no `_count`. */
+export const DEFAULT_COUNT = 50;
 export const MAX_COUNT = 1000;
