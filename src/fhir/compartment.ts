@@ -1,4 +1,5 @@
 import type { DefinitionsRegistry } from './definitions';
+import type { Filter } from '../store/backend';
 
 /**
  * The logical ids of the Patients whose compartment a resource is in (CompartmentDefinition
@@ -21,4 +22,20 @@ export function patientsOf(
     }
   }
   return [...out];
+}
+
+/**
+ * The store filter for the Patient compartment of `patients` (of any Patient when undefined) in
+ * `type`; null for types outside the compartment.
+ */
+export function compartmentFilter(
+  registry: DefinitionsRegistry,
+  type: string,
+  patients: readonly string[] | undefined,
+): Filter | null {
+  if (type === 'Patient') return patients ? { _id: { $in: [...patients] } } : {};
+  const codes = registry.patientCompartment.get(type);
+  if (!codes || codes.length === 0) return null;
+  const match = patients ? { r: { $in: patients.map((p) => `Patient/${p}`) } } : { t: 'Patient' };
+  return { $or: codes.map((c) => ({ [`idx.${c}`]: { $elemMatch: match } })) };
 }

@@ -7,6 +7,7 @@ import { noteAccess } from '../audit/note';
 import { bulkRunnerFor, type BulkRunner } from '../bulk/runner';
 import type { BulkJob, TypePlan } from '../bulk/job';
 import { isJobId, isOutputName } from '../bulk/ndjson';
+import { compartmentFilter } from '../fhir/compartment';
 import { badRequest, FhirError, issue, notFound } from '../fhir/errors';
 import { checkId } from '../fhir/resource';
 import { parsePrefer } from '../http/headers';
@@ -30,15 +31,6 @@ function runnerOf(ctx: AppContext): BulkRunner {
 
 function statusUrl(ctx: AppContext, id: string): string {
   return `${ctx.config.baseUrl}/$export-status/${id}`;
-}
-
-/** Compartment membership of `type` for the given patients (all patients when undefined). */
-function compartmentFilter(ctx: AppContext, type: string, patients: string[] | undefined): Filter | null {
-  if (type === 'Patient') return patients ? { _id: { $in: patients } } : {};
-  const codes = ctx.registry.patientCompartment.get(type);
-  if (!codes || codes.length === 0) return null;
-  const match = patients ? { r: { $in: patients.map((p) => `Patient/${p}`) } } : { t: 'Patient' };
-  return { $or: codes.map((c) => ({ [`idx.${c}`]: { $elemMatch: match } })) };
 }
 
 /** The logical ids of the Patients a Group lists as members (Group.member.entity). */
@@ -106,7 +98,7 @@ async function planTypes(
     const parts: Filter[] = [{ deleted: false }, { lastUpdated: { $lte: transactionTime } }];
     if (params.since) parts.push({ lastUpdated: { $gt: params.since } });
     if (level !== 'system' || params.patients) {
-      const c = compartmentFilter(ctx, type, params.patients);
+      const c = compartmentFilter(ctx.registry, type, params.patients);
       if (!c) continue;
       parts.push(c);
     }

@@ -3,6 +3,7 @@ import type { Request, Response } from 'express';
 import type { CapabilityStatementRestResourceOperation, Group, ParametersParameter, Resource } from 'fhir/r4';
 import { noteAccess } from '../audit/note';
 import { accessOf, restrict, type AccessPolicy } from '../auth/policy';
+import { compartmentFilter } from '../fhir/compartment';
 import { badRequest, notFound, notAcceptable } from '../fhir/errors';
 import { queryParam } from '../http/query';
 import type { AppContext } from '../interactions/context';
@@ -59,15 +60,6 @@ function refParams(params: readonly ParametersParameter[], name: string): string
       .filter((p) => p.name === name && typeof p.valueReference?.reference === 'string')
       .map((p) => p.valueReference?.reference as string),
   ];
-}
-
-/** Compartment membership of `type` for the given patients (mirrors the bulk export's filter). */
-function compartmentFilter(ctx: AppContext, type: string, patients: string[]): Filter | null {
-  if (type === 'Patient') return { _id: { $in: patients } };
-  const codes = ctx.registry.patientCompartment.get(type);
-  if (!codes || codes.length === 0) return null;
-  const match = { r: { $in: patients.map((p) => `Patient/${p}`) } };
-  return { $or: codes.map((c) => ({ [`idx.${c}`]: { $elemMatch: match } })) };
 }
 
 async function groupMembers(ctx: AppContext, policy: AccessPolicy, ref: string): Promise<string[]> {
@@ -180,7 +172,7 @@ export async function viewRun(ctx: AppContext, req: Request, res: Response): Pro
     if (since) parts.push({ lastUpdated: { $gt: since } });
     let runnable = true;
     if (patientRefs.length > 0 || groupRefs.length > 0) {
-      const c = compartmentFilter(ctx, view.resource, patients);
+      const c = compartmentFilter(ctx.registry, view.resource, patients);
       if (c) parts.push(c);
       else runnable = false;
       query.set('patient', patients.join(','));
