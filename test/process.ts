@@ -56,13 +56,24 @@ export interface HttpAnswer {
   body: string;
 }
 
-const agent = new http.Agent({ keepAlive: true, maxSockets: 16 });
+/** A request that did not get an answer within its time limit. */
+export class RequestTimeout extends Error {}
+
+export interface HttpOptions {
+  /** Keep-alive agent to send through; by default one shared by all callers (16 sockets). */
+  agent?: http.Agent;
+  /** A request (not only an idle socket) that takes longer than this fails with `RequestTimeout`. */
+  timeoutMs?: number;
+}
+
+const sharedAgent = new http.Agent({ keepAlive: true, maxSockets: 16 });
 
 export function httpRequest(
   method: string,
   url: string,
   body?: unknown,
   headers: Record<string, string> = {},
+  { agent = sharedAgent, timeoutMs }: HttpOptions = {},
 ): Promise<HttpAnswer> {
   return new Promise((resolve, reject) => {
     const data = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
@@ -89,6 +100,12 @@ export function httpRequest(
         res.on('error', reject);
       },
     );
+    if (timeoutMs !== undefined) {
+      const timer = setTimeout(() => {
+        req.destroy(new RequestTimeout(`${method} ${url} took more than ${timeoutMs} ms`));
+      }, timeoutMs);
+      req.on('close', () => clearTimeout(timer));
+    }
     req.on('error', reject);
     if (data) req.write(data);
     req.end();

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
+import { httpRequest, RequestTimeout, type HttpAnswer } from '../process';
 
 /**
  * The load used by test/reliability/*.load.ts: `clients` concurrent loops on loopback, each mixing
@@ -11,54 +12,11 @@ import http from 'node:http';
 
 export type Kind = 'create' | 'increment' | 'search' | 'transaction';
 
-export interface Answer {
-  status: number;
-  headers: http.IncomingHttpHeaders;
-  body: string;
-}
-
-/** A request that did not get an answer within its time limit. */
-export class RequestTimeout extends Error {}
-
+/** The loop's own keep-alive agent (`maxSockets` wide) and request time limit. */
 export function makeClient(maxSockets: number, timeoutMs: number) {
   const agent = new http.Agent({ keepAlive: true, maxSockets });
   const request = (method: string, url: string, body?: unknown, headers: Record<string, string> = {}) =>
-    new Promise<Answer>((resolve, reject) => {
-      const data = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
-      const req = http.request(
-        url,
-        {
-          method,
-          agent,
-          headers: {
-            ...(data
-              ? { 'content-type': 'application/fhir+json', 'content-length': String(data.length) }
-              : {}),
-            ...headers,
-          },
-        },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('end', () =>
-            resolve({
-              status: res.statusCode ?? 0,
-              headers: res.headers,
-              body: Buffer.concat(chunks).toString(),
-            }),
-          );
-          res.on('error', reject);
-        },
-      );
-      // A request (not only an idle socket) that takes longer than this counts as hung.
-      const timer = setTimeout(() => {
-        req.destroy(new RequestTimeout(`${method} ${url} took more than ${timeoutMs} ms`));
-      }, timeoutMs);
-      req.on('close', () => clearTimeout(timer));
-      req.on('error', reject);
-      if (data) req.write(data);
-      req.end();
-    });
+    httpRequest(method, url, body, headers, { agent, timeoutMs });
   return { request, close: () => agent.destroy() };
 }
 
@@ -166,7 +124,7 @@ export async function runLoad(
     stats.latencies[kind].push(performance.now() - t0);
     stats.count[kind]++;
   };
-  const unexpected = (what: string, r: Answer): void => {
+  const unexpected = (what: string, r: HttpAnswer): void => {
     stats.unexpected.push(`${what}: ${r.status} ${r.body.slice(0, 300)}`);
   };
 
@@ -189,7 +147,7 @@ export async function runLoad(
         if (got.status !== 200) return unexpected('counter read', got);
         const res = JSON.parse(got.body) as Versioned & Record<string, unknown>;
         const version = res.meta?.versionId ?? '';
-        let put: Answer;
+        let put: HttpAnswer;
         try {
           put = await client.request(
             'PUT',
