@@ -70,6 +70,15 @@ export function missingFilter(code: string, value: string): Filter {
 }
 
 /**
+ * Resources with an entry of the parameter that matches `entry` (an `$elemMatch` condition); with
+ * `none` (the `ne` prefix, given the `eq` condition), resources with entries none of which matches.
+ */
+export function entryFilter(code: string, entry: Filter, none = false): Filter {
+  const match = { [field(code)]: { $elemMatch: entry } };
+  return none ? { $and: [{ [field(code)]: { $exists: true } }, { $nor: [match] }] } : match;
+}
+
+/**
  * Sort keys of a parameter, kept as scalars in `idx._sort[code] = {a, d}` (`a`: the least value, for
  * ascending sorts; `d`: the greatest, for descending), because MongoDB and mingo order documents by
  * array fields differently; scalars sort the same everywhere.

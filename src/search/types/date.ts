@@ -2,7 +2,7 @@ import { badRequest } from '../../fhir/errors';
 import type { Filter } from '../../store/backend';
 import type { SearchValue } from '../request';
 import {
-  field,
+  entryFilter,
   isRecord,
   MAX_VALUE,
   MIN_VALUE,
@@ -141,15 +141,8 @@ function dateMatch(code: string, v: SearchValue, now: number): Filter {
   if (!s) throw badRequest(`Invalid date '${v.value}' for parameter '${code}'`);
   // ap: within 10% of the distance between now and the value (R4 search.html#prefix).
   const gap = Math.abs(now - s.lo) * 0.1;
-  if (v.prefix === 'ne') {
-    return {
-      $and: [
-        { [field(code)]: { $exists: true } },
-        { $nor: [{ [field(code)]: { $elemMatch: rangeCondition('eq', s, 0) } }] },
-      ],
-    };
-  }
-  return { [field(code)]: { $elemMatch: rangeCondition(v.prefix, s, gap) } };
+  const ne = v.prefix === 'ne';
+  return entryFilter(code, rangeCondition(ne ? 'eq' : v.prefix, s, gap), ne);
 }
 
 export function dateFilter(

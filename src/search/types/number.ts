@@ -4,7 +4,7 @@ import type { SearchValue } from '../request';
 import { rangeCondition } from './date';
 import {
   decimalOf,
-  field,
+  entryFilter,
   isRecord,
   MAX_VALUE,
   MIN_VALUE,
@@ -97,15 +97,8 @@ export function numberFilter(code: string, modifier: string | undefined, values:
   return orOf(
     values.map((v) => {
       const s = parseNumberValue(code, v.value);
-      if (v.prefix === 'ne') {
-        return {
-          $and: [
-            { [field(code)]: { $exists: true } },
-            { $nor: [{ [field(code)]: { $elemMatch: numberEntryCondition('eq', s) } }] },
-          ],
-        };
-      }
-      return { [field(code)]: { $elemMatch: numberEntryCondition(v.prefix, s) } };
+      const ne = v.prefix === 'ne';
+      return entryFilter(code, numberEntryCondition(ne ? 'eq' : v.prefix, s), ne);
     }),
   );
 }

@@ -3,7 +3,7 @@ import type { Filter } from '../../store/backend';
 import type { SearchValue } from '../request';
 import {
   decimalOf,
-  field,
+  entryFilter,
   isRecord,
   MAX_VALUE,
   MIN_VALUE,
@@ -125,8 +125,7 @@ export function quantityFilter(code: string, modifier: string | undefined, value
     throw badRequest(`Unknown modifier ':${modifier}' for quantity parameter '${code}'`);
   return orOf(
     values.map((v) => {
-      const match = { [field(code)]: { $elemMatch: quantityEntryCondition(code, v) } };
-      return v.prefix === 'ne' ? { $and: [{ [field(code)]: { $exists: true } }, { $nor: [match] }] } : match;
+      return entryFilter(code, quantityEntryCondition(code, v), v.prefix === 'ne');
     }),
   );
 }
