@@ -32,7 +32,7 @@ const BALP_ENTITY = 'http://profiles.ihe.net/ITI/BALP/CodeSystem/BasicAuditEntit
 const SOURCE_TYPE = 'http://terminology.hl7.org/CodeSystem/security-source-type';
 
 /** restful-interaction has no code for compartment searches: they are type searches in a compartment. */
-const SUBTYPE: Record<InteractionCode, string> = {
+const SUBTYPE_CODE: Record<InteractionCode, string> = {
   read: 'read',
   vread: 'vread',
   update: 'update',
@@ -50,6 +50,55 @@ const SUBTYPE: Record<InteractionCode, string> = {
   transaction: 'transaction',
   operation: 'operation',
 };
+
+function coding(system: string, code: string, display?: string): Coding {
+  return display === undefined ? { system, code } : { system, code, display };
+}
+
+// The codings below are the same in every AuditEvent: built once and shared by the events (which are
+// never changed once built; the embedded engine freezes what it stores).
+const SUBTYPE = Object.fromEntries(
+  Object.entries(SUBTYPE_CODE).map(([i, code]) => [i, coding(INTERACTION, code)]),
+) as Record<InteractionCode, Coding>;
+const REST = coding(EVENT_TYPE, 'rest', 'Restful Operation');
+const HUMAN_USER = coding(SECURITY_ROLE, 'humanuser', 'human user');
+const SOURCE_ROLE = coding(DCM, '110153', 'Source Role ID');
+const DESTINATION_ROLE = coding(DCM, '110152', 'Destination Role ID');
+const SYSTEM_OBJECT = coding(ENTITY_TYPE, '2', 'System Object');
+const PERSON = coding(ENTITY_TYPE, '1', 'Person');
+const DOMAIN_RESOURCE = coding(OBJECT_ROLE, '4', 'Domain Resource');
+const PATIENT_ROLE = coding(OBJECT_ROLE, '1', 'Patient');
+const QUERY_ROLE = coding(OBJECT_ROLE, '24', 'Query');
+const X_REQUEST_ID = coding(BALP_ENTITY, 'XrequestId', 'X-Request-Id');
+
+/** The parts that depend on AUDIT_SOURCE only (this server as destination and observer). */
+interface SourceBlocks {
+  destination: AuditEventAgent;
+  source: AuditEvent['source'];
+}
+let bySource: { source: string; blocks: SourceBlocks } | undefined;
+
+function sourceBlocks(source: string): SourceBlocks {
+  if (bySource?.source !== source) {
+    bySource = {
+      source,
+      blocks: {
+        destination: {
+          type: { coding: [DESTINATION_ROLE] },
+          who: { identifier: { value: source }, display: source },
+          requestor: false,
+          network: { address: source, type: '1' },
+        },
+        source: {
+          site: source,
+          observer: { identifier: { value: source }, display: source },
+          type: [coding(SOURCE_TYPE, '4', 'Application Server')],
+        },
+      },
+    };
+  }
+  return bySource.blocks;
+}
 
 /** C R U D E (audit-event-action); searches and whole-type or system history are queries: E. */
 export function actionOf(interaction: InteractionCode): NonNullable<AuditEvent['action']> {
@@ -78,18 +127,10 @@ export function outcomeOf(status: number): NonNullable<AuditEvent['outcome']> {
   return '0';
 }
 
-function coding(system: string, code: string, display?: string): Coding {
-  return display === undefined ? { system, code } : { system, code, display };
-}
-
 function agents(a: Agent, source: string): AuditEventAgent[] {
   const user: AuditEventAgent = {
     type: {
-      coding: [
-        a.fhirUser
-          ? coding(SECURITY_ROLE, 'humanuser', 'human user')
-          : coding(DCM, '110153', 'Source Role ID'),
-      ],
+      coding: [a.fhirUser ? HUMAN_USER : SOURCE_ROLE],
     },
     who: {
       identifier: { value: a.who },
@@ -103,19 +144,14 @@ function agents(a: Agent, source: string): AuditEventAgent[] {
   const out = [user];
   if (a.clientId && a.clientId !== a.who) {
     const client: AuditEventAgent = {
-      type: { coding: [coding(DCM, '110153', 'Source Role ID')] },
+      type: { coding: [SOURCE_ROLE] },
       who: { identifier: { value: a.clientId }, display: a.clientId },
       requestor: false,
     };
     if (a.address) client.network = { address: a.address, type: '2' };
     out.push(client);
   }
-  out.push({
-    type: { coding: [coding(DCM, '110152', 'Destination Role ID')] },
-    who: { identifier: { value: source }, display: source },
-    requestor: false,
-    network: { address: source, type: '1' },
-  });
+  out.push(sourceBlocks(source).destination);
   return out;
 }
 
@@ -126,8 +162,8 @@ function entities(f: AuditFacts): AuditEventEntity[] {
     const ref = `${n.resourceType}/${n.id}${n.versionId !== undefined ? `/_history/${n.versionId}` : ''}`;
     out.push({
       what: { reference: ref },
-      type: coding(ENTITY_TYPE, '2', 'System Object'),
-      role: coding(OBJECT_ROLE, '4', 'Domain Resource'),
+      type: SYSTEM_OBJECT,
+      role: DOMAIN_RESOURCE,
     });
   }
   const patients = new Set(n.patients ?? []);
@@ -136,15 +172,15 @@ function entities(f: AuditFacts): AuditEventEntity[] {
   for (const p of patients) {
     out.push({
       what: { reference: `Patient/${p}` },
-      type: coding(ENTITY_TYPE, '1', 'Person'),
-      role: coding(OBJECT_ROLE, '1', 'Patient'),
+      type: PERSON,
+      role: PATIENT_ROLE,
     });
   }
   // Operations that select data ($everything, ViewDefinition $run) name their query and count too.
   if (n.query && (isQuery(n.interaction) || n.interaction === 'operation')) {
     const q: AuditEventEntity = {
-      type: coding(ENTITY_TYPE, '2', 'System Object'),
-      role: coding(OBJECT_ROLE, '24', 'Query'),
+      type: SYSTEM_OBJECT,
+      role: QUERY_ROLE,
       query: Buffer.from(n.query, 'utf8').toString('base64'),
     };
     if (n.resourceType) q.description = n.resourceType;
@@ -153,7 +189,7 @@ function entities(f: AuditFacts): AuditEventEntity[] {
   }
   out.push({
     what: { identifier: { value: f.requestId } },
-    type: coding(BALP_ENTITY, 'XrequestId', 'X-Request-Id'),
+    type: X_REQUEST_ID,
   });
   return out;
 }
@@ -166,13 +202,13 @@ function isQuery(i: InteractionCode): boolean {
 
 export function buildAuditEvent(f: AuditFacts): AuditEvent {
   const n = f.note;
-  const subtype: Coding[] = [coding(INTERACTION, SUBTYPE[n.interaction])];
+  const subtype: Coding[] = [SUBTYPE[n.interaction]];
   if (n.interaction === 'operation' && n.operation) {
     subtype.push({ code: `$${n.operation}`, display: `$${n.operation}` });
   }
   const event: AuditEvent = {
     resourceType: 'AuditEvent',
-    type: coding(EVENT_TYPE, 'rest', 'Restful Operation'),
+    type: REST,
     subtype,
     action: actionOf(n.interaction),
     recorded: f.recorded,
@@ -180,11 +216,7 @@ export function buildAuditEvent(f: AuditFacts): AuditEvent {
     outcomeDesc:
       f.outcomeText !== undefined ? `HTTP ${f.status}: ${f.outcomeText.slice(0, 1000)}` : `HTTP ${f.status}`,
     agent: agents(f.agent, f.source),
-    source: {
-      site: f.source,
-      observer: { identifier: { value: f.source }, display: f.source },
-      type: [coding(SOURCE_TYPE, '4', 'Application Server')],
-    },
+    source: sourceBlocks(f.source).source,
     entity: entities(f),
   };
   return event;
