@@ -286,19 +286,15 @@ export class InstanceValidator {
     run: Run,
     resourceRoot: boolean,
   ): void {
-    const groups = new Map<ElementNode, { key: string; type: string; value?: unknown; ext?: unknown }>();
+    const groups = new Map<ElementNode, { type: string; value?: unknown; ext?: unknown }>();
     for (const key of Object.keys(obj)) {
       if (resourceRoot && key === 'resourceType') continue;
-      if (type === 'Narrative' && key === 'div') {
-        // xhtml is plain string content here.
-      }
       const isExt = key.charCodeAt(0) === 95; // '_'
       const name = isExt ? key.slice(1) : key;
       let child = children.get(name);
       let childType: string | undefined;
       if (child && !child.choice) {
-        childType = child.types.length === 1 ? child.types[0]?.code : undefined;
-        childType ??= child.types[0]?.code ?? 'BackboneElement';
+        childType = child.types[0]?.code ?? 'BackboneElement';
       } else {
         child = undefined;
         for (const c of children.values()) {
@@ -327,7 +323,7 @@ export class InstanceValidator {
       }
       let g = groups.get(child);
       if (!g) {
-        g = { key: isExt ? name : key, type: childType };
+        g = { type: childType };
         groups.set(child, g);
       } else if (g.type !== childType) {
         this.report(
