@@ -2,7 +2,7 @@ import type { Resource } from 'fhir/r4';
 import type { AccessPolicy } from '../auth/policy';
 import { applyJsonPatch } from '../fhir/json-patch';
 import { badRequest, conflict, notFound, preconditionFailed } from '../fhir/errors';
-import { isConditionalReference, isUrnReference, mapReferences } from '../fhir/references';
+import { isConditionalReference, isUrnReference, mapReferences, referencesIn } from '../fhir/references';
 import type { Session } from '../store/backend';
 import type { CurrentDoc } from '../store/documents';
 import { atEntry, type ParsedEntry } from './bundle-entry';
@@ -76,15 +76,9 @@ export async function planWrites(
   // Conditional references resolve against what is stored before this transaction writes.
   const conditional = new Map<string, string>();
   for (const e of entries) {
-    const resource = e.resource;
-    if (!resource) continue;
-    const wanted: string[] = [];
-    mapReferences(resource, (ref, where) => {
-      if (where === 'reference' && isConditionalReference(ref) && !conditional.has(ref)) wanted.push(ref);
-      return undefined;
-    });
-    for (const ref of wanted) {
-      if (conditional.has(ref)) continue;
+    if (!e.resource) continue;
+    for (const ref of referencesIn(e.resource)) {
+      if (!isConditionalReference(ref) || conditional.has(ref)) continue;
       try {
         conditional.set(ref, await resolveConditionalReference(ctx, ref, policy, session));
       } catch (err) {

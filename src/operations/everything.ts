@@ -4,6 +4,7 @@ import { accessOf, restrict, type AccessPolicy } from '../auth/policy';
 import { noteAccess } from '../audit/note';
 import { compartmentFilter } from '../fhir/compartment';
 import { badRequest, FhirError, gone, notFound } from '../fhir/errors';
+import { referencesIn } from '../fhir/references';
 import { checkId } from '../fhir/resource';
 import { queryPairs } from '../http/query';
 import { sendJson } from '../http/respond';
@@ -117,27 +118,20 @@ function allowed(policy: AccessPolicy, type: string, action: 'r' | 's', explicit
 }
 
 /** Literal references `Type/id` anywhere in a resource, for the types asked. */
-function referencesIn(
-  value: unknown,
+function referencedIds(
+  resource: unknown,
   types: ReadonlySet<string>,
   out: Map<string, Set<string>>,
   base: string,
 ): void {
-  if (Array.isArray(value)) {
-    for (const v of value) referencesIn(v, types, out, base);
-    return;
-  }
-  if (typeof value !== 'object' || value === null) return;
-  for (const [k, v] of Object.entries(value)) {
-    if (k === 'reference' && typeof v === 'string') {
-      const local = v.startsWith(base) ? v.slice(base.length) : v;
-      const m = /^([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})(?:\/_history\/.*)?$/.exec(local);
-      if (m && types.has(m[1] as string)) {
-        const set = out.get(m[1] as string) ?? new Set<string>();
-        set.add(m[2] as string);
-        out.set(m[1] as string, set);
-      }
-    } else if (typeof v === 'object') referencesIn(v, types, out, base);
+  for (const ref of referencesIn(resource)) {
+    const local = ref.startsWith(base) ? ref.slice(base.length) : ref;
+    const m = /^([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})(?:\/_history\/.*)?$/.exec(local);
+    if (m && types.has(m[1] as string)) {
+      const set = out.get(m[1] as string) ?? new Set<string>();
+      set.add(m[2] as string);
+      out.set(m[1] as string, set);
+    }
   }
 }
 
@@ -172,7 +166,7 @@ async function collect(
   const refTypes = new Set(REFERENCED_TYPES.filter((t) => !wanted || wanted.has(t)));
   const refs = new Map<string, Set<string>>();
   for (const d of [patient, ...compartment])
-    referencesIn(d.resource, refTypes, refs, `${ctx.config.baseUrl}/`);
+    referencedIds(d.resource, refTypes, refs, `${ctx.config.baseUrl}/`);
   for (const type of REFERENCED_TYPES) {
     const ids = refs.get(type);
     if (!ids || !allowed(policy, type, 'r', wanted?.has(type) ?? false)) continue;
