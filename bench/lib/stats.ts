@@ -18,10 +18,6 @@ export function percentileOfSorted(sorted: readonly number[], p: number): number
   return sorted[Math.min(sorted.length - 1, Math.max(0, rank - 1))] ?? Number.NaN;
 }
 
-export function percentile(values: readonly number[], p: number): number {
-  return percentileOfSorted(sortedCopy(values), p);
-}
-
 /** Median; the mean of the two middle values when the count is even; NaN when empty. */
 export function median(values: readonly number[]): number {
   const sorted = sortedCopy(values);

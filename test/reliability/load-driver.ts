@@ -259,7 +259,7 @@ export function sampleRss(pid: number, everyMs: number): { stop: () => number[] 
   };
 }
 
-export function percentile(sorted: number[], p: number): number {
+function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return 0;
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
 }
