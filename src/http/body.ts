@@ -1,6 +1,6 @@
 import type { Request } from 'express';
 import { badRequest, tooLarge, unsupportedMediaType } from '../fhir/errors';
-import { parseJsonBody } from './json';
+import { decodeUtf8, parseJsonBody } from './json';
 
 export type BodyKind = 'resource' | 'json-patch' | 'form';
 
@@ -90,11 +90,5 @@ export async function readForm(req: Request, limits: BodyLimits): Promise<Array<
     throw unsupportedMediaType('POST _search takes application/x-www-form-urlencoded parameters');
   }
   const raw = await readRawBody(req, limits.maxBody);
-  let text: string;
-  try {
-    text = new TextDecoder('utf-8', { fatal: true }).decode(raw);
-  } catch {
-    throw badRequest('Request body is not valid UTF-8');
-  }
-  return [...new URLSearchParams(text)];
+  return [...new URLSearchParams(decodeUtf8(raw))];
 }

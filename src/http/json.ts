@@ -40,7 +40,8 @@ export function parseJsonBody(buf: Buffer, options: { maxDepth: number }): unkno
 
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
 
-function decodeUtf8(buf: Buffer): string {
+/** A request body as text: strict UTF-8 (invalid bytes are 400), a leading BOM dropped. */
+export function decodeUtf8(buf: Buffer): string {
   try {
     // ignoreBOM: false means the decoder drops a leading U+FEFF itself.
     return utf8.decode(buf);
