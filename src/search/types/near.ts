@@ -14,7 +14,6 @@ export interface NearEntry {
   lon: number;
 }
 
-export const NEAR_MODIFIERS: ReadonlySet<string> = new Set(['missing']);
 const DEFAULT_KM = 10;
 const KM_PER_DEGREE = 111.32;
 const UNIT_KM: Record<string, number> = { km: 1, m: 0.001, '[mi_i]': 1.609344, mi: 1.609344 };
