@@ -168,24 +168,16 @@ async function main(): Promise<number> {
     console.log(JSON.stringify(reports.length === 1 ? reports[0] : reports, null, 2));
   } else {
     console.log(reports.map(formatTable).join('\n\n'));
-    if (reports.length === 2 && audits.length === 2) {
-      const [off, on] = reports as [Report, Report];
-      for (const phase of off.phases) {
-        const other = on.phases.find((p) => p.name === phase.name);
-        if (other)
+    if (reports.length === 2) {
+      const [base, other] = reports as [Report, Report];
+      const [otherLabel, baseLabel] =
+        audits.length === 2 ? ['AUDIT=on', 'AUDIT=off'] : ['AUTH=smart', 'AUTH=none'];
+      for (const phase of base.phases) {
+        const o = other.phases.find((p) => p.name === phase.name);
+        if (o)
           console.log(
-            `${phase.name}: AUDIT=on ${other.perSecond.toFixed(0)} res/s vs AUDIT=off ${phase.perSecond.toFixed(0)} res/s` +
-              ` (ratio ${(other.perSecond / phase.perSecond).toFixed(2)})`,
-          );
-      }
-    } else if (reports.length === 2) {
-      const [a, b] = reports as [Report, Report];
-      for (const phase of a.phases) {
-        const other = b.phases.find((p) => p.name === phase.name);
-        if (other)
-          console.log(
-            `${phase.name}: AUTH=smart ${other.perSecond.toFixed(0)} res/s vs AUTH=none ${phase.perSecond.toFixed(0)} res/s` +
-              ` (ratio ${(other.perSecond / phase.perSecond).toFixed(2)})`,
+            `${phase.name}: ${otherLabel} ${o.perSecond.toFixed(0)} res/s vs ${baseLabel} ${phase.perSecond.toFixed(0)} res/s` +
+              ` (ratio ${(o.perSecond / phase.perSecond).toFixed(2)})`,
           );
       }
     }
