@@ -47,7 +47,6 @@ export interface ElementNode {
   minValue?: unknown;
   maxValue?: unknown;
   contentReference?: string;
-  modifier: boolean;
 }
 
 export interface CompiledStructure {
@@ -56,8 +55,6 @@ export interface CompiledStructure {
   type: string;
   kind: string;
   root: ElementNode;
-  /** A profile (constraint), not a base definition. */
-  constraint: boolean;
   /** Elements by id. */
   byId: ReadonlyMap<string, ElementNode>;
 }
@@ -112,7 +109,6 @@ function newNode(el: ElementDefinition, rootId: boolean): ElementNode {
         human: c.human,
         expression: c.expression,
       })),
-    modifier: el.isModifier === true,
   };
   if (el.sliceName) node.sliceName = el.sliceName;
   if (el.slicing) {
@@ -226,7 +222,6 @@ export function compileStructure(sd: StructureDefinition): CompiledStructure | u
     type: sd.type,
     kind: sd.kind,
     root,
-    constraint,
     byId,
   };
 }

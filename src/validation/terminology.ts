@@ -175,12 +175,6 @@ export class TerminologyService {
     if (ancestors(cs, codeA).has(codeB)) return 'subsumed-by';
     return 'not-subsumed';
   }
-
-  /** Codes at or below `code` (is-a), for search's :below and filters. */
-  descendantsOrSelf(system: string, code: string): Set<string> | undefined {
-    const cs = this.codeSystem(system);
-    return cs ? descendants(cs, code, true) : undefined;
-  }
 }
 
 /** Whether system|code is in an expansion; `unknown` when the expansion is open for it. */
