@@ -1,7 +1,7 @@
 import type { DefinitionsRegistry } from '../fhir/definitions';
 import type { Filter } from '../store/backend';
 import type { IncludeTarget } from './request';
-import { isRecord } from './types/common';
+import { field, isRecord, orOf } from './types/common';
 
 /** What include resolution needs of a found document: its type, id and index. */
 export interface IncludeSource {
@@ -80,11 +80,10 @@ export function revincludeQueries(
     const types = t.type === '*' ? registry.resourceTypes : [t.type];
     for (const type of types) {
       const alternatives = referenceParams(registry, type, t.param).map((code) => ({
-        [`idx.${code}.r`]: { $in: refs },
+        [field(code, 'r')]: { $in: refs },
       }));
       if (alternatives.length === 0) continue;
-      const match = alternatives.length === 1 ? alternatives[0] : { $or: alternatives };
-      out.push({ type, filter: { $and: [{ deleted: false }, match] } });
+      out.push({ type, filter: { $and: [{ deleted: false }, orOf(alternatives)] } });
     }
   }
   return out;
