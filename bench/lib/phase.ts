@@ -88,3 +88,26 @@ export function toPhase(name: string, rounds: readonly RoundResult[]): PhaseResu
     rounds: [...rounds],
   };
 }
+
+/**
+ * A phase run once whose count is not the number of timed requests (resources in Bundles, an export
+ * timed as a whole): resources per second over `seconds`, latencies as given.
+ */
+export function singleRound(
+  name: string,
+  count: number,
+  seconds: number,
+  latenciesMs: number[],
+): PhaseResult {
+  const latency = summarizeLatencies(latenciesMs);
+  return toPhase(name, [
+    {
+      count,
+      seconds,
+      perSecond: count / seconds,
+      medianMs: latency.medianMs,
+      p99Ms: latency.p99Ms,
+      maxMs: latency.maxMs,
+    },
+  ]);
+}

@@ -1,9 +1,8 @@
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { expectStatus, header } from '../lib/http-client';
-import type { PhaseResult } from '../lib/phase';
+import { type PhaseResult, singleRound } from '../lib/phase';
 import type { Scenario, ScenarioContext } from '../lib/scenario';
-import { summarizeLatencies } from '../lib/stats';
 import { ingest } from './ingest';
 
 /**
@@ -34,23 +33,7 @@ async function reads(
 }
 
 function phase(name: string, count: number, seconds: number, latenciesMs: number[]): PhaseResult {
-  const l = summarizeLatencies(latenciesMs.length > 0 ? latenciesMs : [0]);
-  const round = {
-    count,
-    seconds,
-    perSecond: count / seconds,
-    medianMs: l.medianMs,
-    p99Ms: l.p99Ms,
-    maxMs: l.maxMs,
-  };
-  return {
-    name,
-    count,
-    perSecond: round.perSecond,
-    medianMs: round.medianMs,
-    p99Ms: round.p99Ms,
-    rounds: [round],
-  };
+  return singleRound(name, count, seconds, latenciesMs.length > 0 ? latenciesMs : [0]);
 }
 
 async function runExport(

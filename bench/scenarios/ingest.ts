@@ -3,9 +3,8 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { gunzipSync } from 'node:zlib';
 import { expectStatus } from '../lib/http-client';
-import { type PhaseResult, runConcurrently } from '../lib/phase';
+import { type PhaseResult, runConcurrently, singleRound } from '../lib/phase';
 import { type Scenario, type ScenarioContext, at } from '../lib/scenario';
-import { summarizeLatencies } from '../lib/stats';
 
 /**
  * ingest: Synthea patient records as FHIR transactions (shared/data/synthea-blaze), over HTTP.
@@ -63,24 +62,8 @@ async function post(
       );
   });
   const seconds = (performance.now() - start) / 1000;
-  const latency = summarizeLatencies(timings.latenciesMs);
-  const round = {
-    count: resources,
-    seconds,
-    perSecond: resources / seconds,
-    medianMs: latency.medianMs,
-    p99Ms: latency.p99Ms,
-    maxMs: latency.maxMs,
-  };
-  log(`${name}: ${round.perSecond.toFixed(0)} resources/s (${seconds.toFixed(1)} s)`);
-  return {
-    name,
-    count: resources,
-    perSecond: round.perSecond,
-    medianMs: round.medianMs,
-    p99Ms: round.p99Ms,
-    rounds: [round],
-  };
+  log(`${name}: ${(resources / seconds).toFixed(0)} resources/s (${seconds.toFixed(1)} s)`);
+  return singleRound(name, resources, seconds, timings.latenciesMs);
 }
 
 /** What loadSynthea loaded: its three phases, and the patient Bundles as sent (Synthea's urn:uuid ids). */
