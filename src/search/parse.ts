@@ -42,6 +42,9 @@ const MODIFIERS: Record<string, ReadonlySet<string>> = {
 
 const PREFIXED_TYPES = new Set(['number', 'date', 'quantity']);
 
+/** A number search value (and the number of a quantity's). */
+const NUMBER = /^[-+]?\d+(\.\d+)?([eE][-+]?\d+)?$/;
+
 /** A parameter that cannot be honoured: an error under strict handling, reported under lenient. */
 class Unknown extends Error {}
 
@@ -87,10 +90,10 @@ function parseValue(raw: string, type: ParamType, code: string): SearchValue {
   const parts = splitEscaped(rest, '|').map(unescapeValue);
   if (type === 'date' && !parseDateRange(value))
     throw badRequest(`Invalid date '${raw}' for parameter '${code}'`);
-  if (type === 'number' && !/^[-+]?\d+(\.\d+)?([eE][-+]?\d+)?$/.test(value)) {
+  if (type === 'number' && !NUMBER.test(value)) {
     throw badRequest(`Invalid number '${raw}' for parameter '${code}'`);
   }
-  if (type === 'quantity' && !/^[-+]?\d+(\.\d+)?([eE][-+]?\d+)?$/.test(parts[0] ?? '')) {
+  if (type === 'quantity' && !NUMBER.test(parts[0] ?? '')) {
     throw badRequest(`Invalid quantity '${raw}' for parameter '${code}'`);
   }
   return { prefix, value, parts };
