@@ -1,5 +1,5 @@
 import type { Resource } from 'fhir/r4';
-import { patientsOf } from '../fhir/compartment';
+import { compartmentFilter, patientsOf } from '../fhir/compartment';
 import type { DefinitionsRegistry } from '../fhir/definitions';
 import { FhirError, issue } from '../fhir/errors';
 import type { Filter } from '../store/backend';
@@ -88,13 +88,8 @@ export function smartPolicy(tg: TokenGrants, deps: PolicyDeps, address?: string)
     tg.grants.filter((g) => (g.scope.type === '*' || g.scope.type === type) && g.scope.actions.has(action));
 
   /** The Patient compartment of `patient` for `type`; undefined for types outside it. */
-  const compartment = (type: string, patient: string): Filter | undefined => {
-    if (type === 'Patient') return { _id: patient };
-    const codes = registry.patientCompartment.get(type);
-    if (!codes || codes.length === 0) return undefined;
-    const ref = `Patient/${patient}`;
-    return { $or: codes.map((c) => ({ [`idx.${c}`]: { $elemMatch: { r: ref } } })) };
-  };
+  const compartment = (type: string, patient: string): Filter | undefined =>
+    compartmentFilter(registry, type, [patient]) ?? undefined;
 
   const grantFilter = (g: Grant, type: string): Filter => {
     const parts: Filter[] = [];

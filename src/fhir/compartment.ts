@@ -33,9 +33,18 @@ export function compartmentFilter(
   type: string,
   patients: readonly string[] | undefined,
 ): Filter | null {
-  if (type === 'Patient') return patients ? { _id: { $in: [...patients] } } : {};
+  // One patient (the common case: patient context, $everything) gets plain equalities, which the
+  // embedded engine answers by direct lookup.
+  const one = patients?.length === 1 ? (patients[0] as string) : undefined;
+  if (type === 'Patient')
+    return one !== undefined ? { _id: one } : patients ? { _id: { $in: [...patients] } } : {};
   const codes = registry.patientCompartment.get(type);
   if (!codes || codes.length === 0) return null;
-  const match = patients ? { r: { $in: patients.map((p) => `Patient/${p}`) } } : { t: 'Patient' };
+  const match =
+    one !== undefined
+      ? { r: `Patient/${one}` }
+      : patients
+        ? { r: { $in: patients.map((p) => `Patient/${p}`) } }
+        : { t: 'Patient' };
   return { $or: codes.map((c) => ({ [`idx.${c}`]: { $elemMatch: match } })) };
 }

@@ -15,7 +15,7 @@ import type { Filter, Session, Sort } from '../store/backend';
 import type { CurrentDoc } from '../store/documents';
 import { accessOf, openAccess, restrict, type AccessPolicy } from '../auth/policy';
 import { noteAccess } from '../audit/note';
-import { patientsOf } from '../fhir/compartment';
+import { compartmentFilter, patientsOf } from '../fhir/compartment';
 import type { Features } from './capabilities';
 import type { AppContext, Searcher } from './context';
 
@@ -358,13 +358,8 @@ export async function compartmentSearch(ctx: AppContext, req: Request, res: Resp
     patients: [id],
   });
   const types = target === '*' ? [...ctx.registry.patientCompartment.keys()] : [knownType(ctx, target)];
-  const ref = `Patient/${id}`;
-  const extra = (type: string): Filter | undefined => {
-    if (type === 'Patient') return { _id: id };
-    const codes = ctx.registry.patientCompartment.get(type);
-    if (!codes || codes.length === 0) return undefined;
-    return { $or: codes.map((c) => ({ [`idx.${c}`]: { $elemMatch: { r: ref } } })) };
-  };
+  const extra = (type: string): Filter | undefined =>
+    compartmentFilter(ctx.registry, type, [id]) ?? undefined;
   if (types.length === 1 && !extra(types[0] as string))
     throw badRequest(`${target} is not in the Patient compartment`, 'not-found');
   await runSearch(ctx, req, res, `/Patient/${id}/${target}`, types, queryPairs(req), extra);
