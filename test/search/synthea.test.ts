@@ -18,10 +18,15 @@ if (!file) {
 }
 
 (file ? describe : describe.skip)('extraction over a Synthea Bundle', () => {
-  it('extracts every resource without throwing or failing a parameter', () => {
-    const bundle = JSON.parse(
+  // Read and unzipped once for both tests.
+  let bundle: Bundle;
+  beforeAll(() => {
+    bundle = JSON.parse(
       zlib.gunzipSync(fs.readFileSync(path.join(DIR, file ?? ''))).toString('utf8'),
     ) as Bundle;
+  });
+
+  it('extracts every resource without throwing or failing a parameter', () => {
     const failures: string[] = [];
     const extractor = new IndexExtractor(registry, {
       onError: (t, c, e) => failures.push(`${t}.${c}: ${String(e)}`),
@@ -38,9 +43,6 @@ if (!file) {
   });
 
   it('the fast path evaluator gives the same index as fhirpath', () => {
-    const bundle = JSON.parse(
-      zlib.gunzipSync(fs.readFileSync(path.join(DIR, file ?? ''))).toString('utf8'),
-    ) as Bundle;
     const fast = new IndexExtractor(registry, { fastPaths: true });
     const slow = new IndexExtractor(registry, { fastPaths: false });
     const differences: string[] = [];
