@@ -2,6 +2,7 @@ import type { Request } from 'express';
 import type { Parameters } from 'fhir/r4';
 import { badRequest } from '../fhir/errors';
 import type { DefinitionsRegistry } from '../fhir/definitions';
+import { ID_PATTERN } from '../fhir/resource';
 import { readJson } from '../http/body';
 import { queryPairs } from '../http/query';
 
@@ -26,7 +27,6 @@ export const OUTPUT_FORMATS: ReadonlySet<string> = new Set([
 ]);
 
 const INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$/;
-const ID = /^[A-Za-z0-9\-.]{1,64}$/;
 
 function list(value: string): string[] {
   return value
@@ -128,7 +128,7 @@ export function parseExportParams(
           throw badRequest('The patient parameter applies to Patient and Group level exports only');
         const m = /^(?:.*\/)?Patient\/([^/]+)$/.exec(value.trim());
         const id = m ? m[1] : value.trim();
-        if (!id || !ID.test(id))
+        if (!id || !ID_PATTERN.test(id))
           throw badRequest(`patient must be a Patient reference, got "${value.slice(0, 80)}"`);
         out.patients = [...new Set([...(out.patients ?? []), id])];
         break;

@@ -5,6 +5,7 @@ import { noteAccess } from '../audit/note';
 import { accessOf, restrict, type AccessPolicy } from '../auth/policy';
 import { compartmentFilter } from '../fhir/compartment';
 import { badRequest, notFound, notAcceptable } from '../fhir/errors';
+import { ID_PATTERN } from '../fhir/resource';
 import { queryParam } from '../http/query';
 import type { AppContext } from '../interactions/context';
 import type { Filter } from '../store/backend';
@@ -22,7 +23,6 @@ import { operationInput, paramString, paramStrings } from './params';
  */
 
 const INSTANT = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2}))?$/;
-const ID = /^[A-Za-z0-9\-.]{1,64}$/;
 
 /** $run paths: their `_format` (csv, ndjson) is not a FHIR format, so app.ts skips the negotiation. */
 export function isViewRunRequest(req: Request): boolean {
@@ -48,7 +48,7 @@ function formatOf(req: Request, params: readonly ParametersParameter[]): RowForm
 
 function patientId(v: string): string {
   const id = v.startsWith('Patient/') ? v.slice('Patient/'.length) : v;
-  if (!ID.test(id)) throw badRequest(`patient ${v} is not a Patient reference`);
+  if (!ID_PATTERN.test(id)) throw badRequest(`patient ${v} is not a Patient reference`);
   return id;
 }
 
@@ -64,7 +64,7 @@ function refParams(params: readonly ParametersParameter[], name: string): string
 
 async function groupMembers(ctx: AppContext, policy: AccessPolicy, ref: string): Promise<string[]> {
   const id = ref.startsWith('Group/') ? ref.slice('Group/'.length) : ref;
-  if (!ID.test(id)) throw badRequest(`group ${ref} is not a Group reference`);
+  if (!ID_PATTERN.test(id)) throw badRequest(`group ${ref} is not a Group reference`);
   policy.require('Group', 's');
   const filter = restrict({ _id: id, deleted: false }, policy, 'Group', 's');
   const [doc] = filter ? await ctx.store.find('Group', filter, { limit: 1 }) : [];
