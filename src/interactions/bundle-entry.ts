@@ -2,6 +2,7 @@ import type { Binary, BundleEntry, Resource } from 'fhir/r4';
 import { badRequest, FhirError, notSupported } from '../fhir/errors';
 import { asResource, checkId, checkType, checkVersionId } from '../fhir/resource';
 import { parseETag } from '../http/headers';
+import { isRecord } from '../search/types/common';
 import { assertNotAuditWrite } from '../audit/guard';
 import type { AccessPolicy } from '../auth/policy';
 import type { AppContext } from './context';
@@ -64,10 +65,6 @@ export function atEntry(err: unknown, e: { index: number; fullUrl?: string }): u
   );
 }
 
-function isObject(v: unknown): v is Record<string, unknown> {
-  return v !== null && typeof v === 'object' && !Array.isArray(v);
-}
-
 function optionalString(o: Record<string, unknown>, key: string, where: string): string | undefined {
   const v = o[key];
   if (v === undefined) return undefined;
@@ -96,10 +93,10 @@ export async function parseEntry(
   index: number,
   policy: AccessPolicy,
 ): Promise<ParsedEntry> {
-  if (!isObject(raw)) throw badRequest('A Bundle entry must be an object', 'structure');
+  if (!isRecord(raw)) throw badRequest('A Bundle entry must be an object', 'structure');
   const fullUrl = optionalString(raw, 'fullUrl', 'entry');
   const request = raw.request;
-  if (!isObject(request))
+  if (!isRecord(request))
     throw badRequest('Every entry of a batch or transaction needs a request', 'required', ['request']);
   const method = optionalString(request, 'method', 'request');
   if (!method || !METHODS.has(method))
@@ -180,7 +177,7 @@ export async function parseEntry(
 /** PATCH bodies in a Bundle: a Binary holding JSON Patch (http.html#patch), or the operations as such. */
 function patchDocument(body: unknown): unknown {
   if (Array.isArray(body)) return body;
-  if (isObject(body) && body.resourceType === 'Binary') {
+  if (isRecord(body) && body.resourceType === 'Binary') {
     const b = body as unknown as Binary;
     const ct = b.contentType?.split(';')[0]?.trim().toLowerCase();
     if (ct !== 'application/json-patch+json')
@@ -194,7 +191,7 @@ function patchDocument(body: unknown): unknown {
       throw badRequest('The PATCH Binary data is not base64-encoded JSON');
     }
   }
-  if (isObject(body) && body.resourceType === 'Parameters')
+  if (isRecord(body) && body.resourceType === 'Parameters')
     throw notSupported('FHIRPath Patch is not supported; use JSON Patch in a Binary');
   throw badRequest('PATCH needs entry.resource: a Binary with application/json-patch+json', 'required');
 }

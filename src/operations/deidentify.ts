@@ -1,5 +1,6 @@
 import { createHmac } from 'node:crypto';
 import type { Resource } from 'fhir/r4';
+import { isRecord } from '../search/types/common';
 
 /**
  * `_deidentify=safe-harbor`: a de-identified copy of a resource following the HIPAA Safe Harbor
@@ -79,10 +80,6 @@ export interface DeidentifyOptions {
 }
 
 type Json = unknown;
-
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
 
 export class Deidentifier {
   constructor(

@@ -1,4 +1,5 @@
 import { badRequest } from '../fhir/errors';
+import { isRecord } from '../search/types/common';
 
 /**
  * SQL-on-FHIR v2 ViewDefinition, as far as the runner reads it
@@ -40,10 +41,6 @@ export interface ViewDefinition {
 }
 
 const NAME = /^[A-Za-z][A-Za-z0-9_]*$/;
-
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
 
 function optString(o: Record<string, unknown>, key: string, at: string): string | undefined {
   const v = o[key];
