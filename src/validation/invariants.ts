@@ -1,5 +1,6 @@
 import fhirpath from 'fhirpath';
 import r4 from 'fhirpath/fhir-context/r4';
+import { isRecord } from '../search/types/common';
 import { jsonEqual } from './compare';
 import type { Constraint } from './model';
 
@@ -91,15 +92,11 @@ function guardOf(expression: string): string | null {
 
 function vacuous(expression: string, value: unknown): boolean {
   const g = guardOf(expression);
-  if (g === null || !isObject(value)) return false;
+  if (g === null || !isRecord(value)) return false;
   if (g in value || `_${g}` in value) return false;
   // A choice element (value -> valueQuantity) is present under a typed name.
   for (const k of Object.keys(value)) if (k.startsWith(g) && /^[A-Z]/.test(k.slice(g.length))) return false;
   return true;
-}
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 function hasValueKey(o: Record<string, unknown>): boolean {
@@ -116,41 +113,41 @@ const NATIVE: Record<
     expression:
       "reference.startsWith('#').not() or (reference.substring(1).trace('url') in %rootResource.contained.id.trace('ids'))",
     check: (v, _r, root) => {
-      if (!isObject(v) || typeof v.reference !== 'string' || !v.reference.startsWith('#')) return true;
+      if (!isRecord(v) || typeof v.reference !== 'string' || !v.reference.startsWith('#')) return true;
       const id = v.reference.slice(1);
       return (
-        isObject(root) &&
+        isRecord(root) &&
         Array.isArray(root.contained) &&
-        root.contained.some((c) => isObject(c) && c.id === id)
+        root.contained.some((c) => isRecord(c) && c.id === id)
       );
     },
   },
   'qty-3': {
     expression: 'code.empty() or system.exists()',
-    check: (v) => !isObject(v) || v.code === undefined || v.system !== undefined,
+    check: (v) => !isRecord(v) || v.code === undefined || v.system !== undefined,
   },
   'cpt-2': {
     expression: 'value.empty() or system.exists()',
-    check: (v) => !isObject(v) || v.value === undefined || v.system !== undefined,
+    check: (v) => !isRecord(v) || v.value === undefined || v.system !== undefined,
   },
   'att-1': {
     expression: 'data.empty() or contentType.exists()',
-    check: (v) => !isObject(v) || v.data === undefined || v.contentType !== undefined,
+    check: (v) => !isRecord(v) || v.data === undefined || v.contentType !== undefined,
   },
   'obs-6': {
     expression: 'dataAbsentReason.empty() or value.empty()',
-    check: (v) => !isObject(v) || v.dataAbsentReason === undefined || !hasValueKey(v),
+    check: (v) => !isRecord(v) || v.dataAbsentReason === undefined || !hasValueKey(v),
   },
   'obs-7': {
     expression:
       'value.empty() or component.code.where(coding.intersect(%resource.code.coding).exists()).empty()',
     check: (v) => {
-      if (!isObject(v) || !hasValueKey(v) || !Array.isArray(v.component)) return true;
-      const own = isObject(v.code) && Array.isArray(v.code.coding) ? v.code.coding : [];
+      if (!isRecord(v) || !hasValueKey(v) || !Array.isArray(v.component)) return true;
+      const own = isRecord(v.code) && Array.isArray(v.code.coding) ? v.code.coding : [];
       return !v.component.some(
         (c) =>
-          isObject(c) &&
-          isObject(c.code) &&
+          isRecord(c) &&
+          isRecord(c.code) &&
           Array.isArray(c.code.coding) &&
           c.code.coding.some((x) => own.some((y) => jsonEqual(x, y))),
       );
@@ -159,11 +156,11 @@ const NATIVE: Record<
   'per-1': {
     expression: 'start.hasValue().not() or end.hasValue().not() or (start <= end)',
     check: (v) =>
-      !isObject(v) || typeof v.start !== 'string' || typeof v.end !== 'string' || !dateAfter(v.start, v.end),
+      !isRecord(v) || typeof v.start !== 'string' || typeof v.end !== 'string' || !dateAfter(v.start, v.end),
   },
   'ext-1': {
     expression: 'extension.exists() != value.exists()',
-    check: (v) => !isObject(v) || Array.isArray(v.extension) !== hasValueKey(v),
+    check: (v) => !isRecord(v) || Array.isArray(v.extension) !== hasValueKey(v),
   },
   // US Core: a dateTime with at least a day.
   'us-core-1': {
@@ -174,38 +171,38 @@ const NATIVE: Record<
   'txt-2': { expression: 'htmlChecks()', check: (v) => typeof v !== 'string' || hasContent(v) },
   'dom-6': {
     expression: 'text.`div`.exists()',
-    check: (v) => !isObject(v) || (isObject(v.text) && v.text.div !== undefined),
+    check: (v) => !isRecord(v) || (isRecord(v.text) && v.text.div !== undefined),
   },
   'dom-2': {
     expression: 'contained.contained.empty()',
     check: (v) =>
-      !isObject(v) ||
+      !isRecord(v) ||
       !Array.isArray(v.contained) ||
-      v.contained.every((c) => !isObject(c) || c.contained === undefined),
+      v.contained.every((c) => !isRecord(c) || c.contained === undefined),
   },
   'dom-4': {
     expression: 'contained.meta.versionId.empty() and contained.meta.lastUpdated.empty()',
     check: (v) =>
-      !isObject(v) ||
+      !isRecord(v) ||
       !Array.isArray(v.contained) ||
       v.contained.every(
         (c) =>
-          !isObject(c) ||
-          !isObject(c.meta) ||
+          !isRecord(c) ||
+          !isRecord(c.meta) ||
           (c.meta.versionId === undefined && c.meta.lastUpdated === undefined),
       ),
   },
   'dom-5': {
     expression: 'contained.meta.security.empty()',
     check: (v) =>
-      !isObject(v) ||
+      !isRecord(v) ||
       !Array.isArray(v.contained) ||
-      v.contained.every((c) => !isObject(c) || !isObject(c.meta) || c.meta.security === undefined),
+      v.contained.every((c) => !isRecord(c) || !isRecord(c.meta) || c.meta.security === undefined),
   },
   'dom-3': {
     expression:
       "contained.where((('#'+id in (%resource.descendants().reference | %resource.descendants().as(canonical) | %resource.descendants().as(uri) | %resource.descendants().as(url))) or descendants().where(reference = '#').exists() or descendants().where(as(canonical) = '#').exists() or descendants().where(as(canonical) = '#').exists()).not()).trace('unmatched', id).empty()",
-    check: (v) => !isObject(v) || !Array.isArray(v.contained) || containedReferenced(v),
+    check: (v) => !isRecord(v) || !Array.isArray(v.contained) || containedReferenced(v),
   },
 };
 
@@ -218,24 +215,24 @@ function containedReferenced(resource: Record<string, unknown>): boolean {
     if (typeof v === 'string') {
       if (v.startsWith('#')) refs.add(v);
     } else if (Array.isArray(v)) for (const x of v) collect(x, skip);
-    else if (isObject(v)) for (const x of Object.values(v)) collect(x, skip);
+    else if (isRecord(v)) for (const x of Object.values(v)) collect(x, skip);
   };
   collect({ ...resource, contained: undefined }, undefined);
   const backRefs = new Set<string>();
   for (const c of contained) collect(c, undefined);
   for (const c of contained) {
-    if (!isObject(c)) continue;
+    if (!isRecord(c)) continue;
     const inner = new Set<string>();
     const collectInner = (v: unknown): void => {
       if (typeof v === 'string' && v === '#') inner.add(v);
       else if (Array.isArray(v)) v.forEach(collectInner);
-      else if (isObject(v)) Object.values(v).forEach(collectInner);
+      else if (isRecord(v)) Object.values(v).forEach(collectInner);
     };
     collectInner(c);
     if (inner.size > 0) backRefs.add(String(c.id));
   }
   for (const c of contained) {
-    if (!isObject(c)) continue;
+    if (!isRecord(c)) continue;
     const id = `#${String(c.id)}`;
     if (!refs.has(id) && !backRefs.has(String(c.id))) return false;
   }

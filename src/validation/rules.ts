@@ -1,14 +1,11 @@
 import type { OperationOutcomeIssue } from 'fhir/r4';
+import { isRecord } from '../search/types/common';
 
 /** A rule the StructureDefinitions state in prose rather than as constraints. */
 export interface ProseIssue {
   code: OperationOutcomeIssue['code'];
   message: string;
   expression: string;
-}
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 const ABSOLUTE = /^[A-Za-z][A-Za-z0-9+.-]*:/;
@@ -43,7 +40,7 @@ export function proseRules(type: string, value: Record<string, unknown>, loc: st
   if (type === 'Bundle') {
     const entries = Array.isArray(value.entry) ? value.entry : [];
     entries.forEach((e, i) => {
-      if (!isObject(e)) return;
+      if (!isRecord(e)) return;
       if (typeof e.fullUrl === 'string' && !ABSOLUTE.test(e.fullUrl)) {
         out.push({
           code: 'value',
@@ -51,11 +48,11 @@ export function proseRules(type: string, value: Record<string, unknown>, loc: st
           expression: `${loc}.entry[${i}].fullUrl`,
         });
       }
-      const search = isObject(e.search) ? e.search : undefined;
+      const search = isRecord(e.search) ? e.search : undefined;
       if (
         value.type === 'searchset' &&
         search?.mode === 'match' &&
-        isObject(e.resource) &&
+        isRecord(e.resource) &&
         e.resource.id === undefined
       ) {
         out.push({
@@ -68,7 +65,7 @@ export function proseRules(type: string, value: Record<string, unknown>, loc: st
     const seen = new Set<string>();
     const links = Array.isArray(value.link) ? value.link : [];
     links.forEach((l, i) => {
-      if (!isObject(l) || typeof l.relation !== 'string') return;
+      if (!isRecord(l) || typeof l.relation !== 'string') return;
       if (seen.has(l.relation)) {
         out.push({
           code: 'invariant',

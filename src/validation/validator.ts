@@ -1,6 +1,7 @@
 import type { OperationOutcomeIssue } from 'fhir/r4';
 import type { DefinitionsRegistry } from '../fhir/definitions';
 import { issue } from '../fhir/errors';
+import { isRecord } from '../search/types/common';
 import { jsonContains, jsonEqual } from './compare';
 import { InvariantEngine } from './invariants';
 import { jsonRepresentationIssues } from './json-rules';
@@ -36,10 +37,6 @@ const MAX_ISSUES = 500;
 const PROSE_TYPES = new Set(['Coding', 'Attachment', 'Bundle']);
 
 const cap = (s: string): string => s.charAt(0).toUpperCase() + s.slice(1);
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
 
 /**
  * Validates resources against the R4 StructureDefinitions and the profiles they claim
@@ -83,7 +80,7 @@ export class InstanceValidator {
       root: resource,
       probe: false,
     };
-    if (!isObject(resource) || typeof resource.resourceType !== 'string') {
+    if (!isRecord(resource) || typeof resource.resourceType !== 'string') {
       run.issues.push({
         ...issue('structure', 'The content is not a FHIR resource (no resourceType)'),
         origin: 'base',
@@ -95,7 +92,7 @@ export class InstanceValidator {
     this.checkResource(resource, type, run);
     const meta = resource.meta;
     const claimed =
-      isObject(meta) && Array.isArray(meta.profile)
+      isRecord(meta) && Array.isArray(meta.profile)
         ? meta.profile.filter((p): p is string => typeof p === 'string')
         : [];
     for (const url of new Set([...claimed, ...profiles])) {
@@ -138,7 +135,7 @@ export class InstanceValidator {
       root: outer.root,
       probe: true,
     };
-    const type = isObject(value) && typeof value.resourceType === 'string' ? value.resourceType : s.type;
+    const type = isRecord(value) && typeof value.resourceType === 'string' ? value.resourceType : s.type;
     if (s.kind === 'resource' && type !== s.type) return false;
     this.checkItem({ value, type }, s.root, s.type, run, s.kind === 'resource');
     return !run.issues.some((i) => i.severity === 'error' || i.severity === 'fatal');
@@ -157,7 +154,7 @@ export class InstanceValidator {
 
   /** A resource in a resource position (the root, contained, Bundle.entry.resource, Parameters). */
   private checkResource(value: unknown, loc: string, run: Run): void {
-    if (!isObject(value) || typeof value.resourceType !== 'string') {
+    if (!isRecord(value) || typeof value.resourceType !== 'string') {
       this.report(run, 'structure', 'A resource is expected here (an object with resourceType)', loc);
       return;
     }
@@ -236,14 +233,14 @@ export class InstanceValidator {
       }
       if (item.ext !== undefined && item.ext !== null) {
         const el = this.structure(`${CORE}Element`);
-        if (!isObject(item.ext))
+        if (!isRecord(item.ext))
           this.report(run, 'structure', `The primitive extension of ${loc} must be an object`, loc);
         else if (el) this.checkObject(item.ext, el.root.children, 'Element', loc, run, false);
       }
     } else if ((type === 'Resource' || this.registry.isResourceType(type)) && !resourceRoot) {
       this.checkResource(value, loc, run);
       // Profiles on a resource position: those of the type it is; conforming to one is enough.
-      const rt = isObject(value) ? value.resourceType : undefined;
+      const rt = isRecord(value) ? value.resourceType : undefined;
       const profiles = node.types
         .filter((t) => t.code === rt || t.code === 'Resource')
         .flatMap((t) => t.profiles);
@@ -253,7 +250,7 @@ export class InstanceValidator {
       }
       return;
     } else {
-      if (!isObject(value)) {
+      if (!isRecord(value)) {
         this.report(run, 'structure', `${loc} must be a JSON object (FHIR ${type})`, loc);
         return;
       }
@@ -402,7 +399,7 @@ export class InstanceValidator {
     const counts = new Map<ElementNode, number>();
     const conforms = (v: unknown, p: string): boolean | undefined => this.conformsTo(v, p, run);
     const memberOf = (v: unknown, vs: string): boolean =>
-      codingsOf(v, isObject(v) ? (Array.isArray(v.coding) ? 'CodeableConcept' : 'Coding') : 'code').some(
+      codingsOf(v, isRecord(v) ? (Array.isArray(v.coding) ? 'CodeableConcept' : 'Coding') : 'code').some(
         (c) => this.terminology.membership(vs, c.system, c.code) === 'member',
       );
     for (let i = 0; i < items.length; i++) {
@@ -520,9 +517,9 @@ export class InstanceValidator {
     let target: string | undefined;
     if (ref.startsWith('#')) {
       const res = run.container;
-      const contained = isObject(res) && Array.isArray(res.contained) ? res.contained : [];
-      const found = ref === '#' ? res : contained.find((c) => isObject(c) && c.id === ref.slice(1));
-      if (!isObject(found)) {
+      const contained = isRecord(res) && Array.isArray(res.contained) ? res.contained : [];
+      const found = ref === '#' ? res : contained.find((c) => isRecord(c) && c.id === ref.slice(1));
+      if (!isRecord(found)) {
         this.report(
           run,
           'structure',
@@ -588,13 +585,13 @@ function codingsOf(value: unknown, type: string): Array<{ system?: string; code:
   if (type === 'code' || type === 'string' || type === 'uri') {
     if (typeof value === 'string') codings.push({ code: value });
   } else if (type === 'Coding' || type === 'Quantity') {
-    if (isObject(value) && typeof value.code === 'string') {
+    if (isRecord(value) && typeof value.code === 'string') {
       codings.push({ system: typeof value.system === 'string' ? value.system : undefined, code: value.code });
     }
   } else if (type === 'CodeableConcept') {
-    if (isObject(value) && Array.isArray(value.coding)) {
+    if (isRecord(value) && Array.isArray(value.coding)) {
       for (const c of value.coding) {
-        if (isObject(c) && typeof c.code === 'string') {
+        if (isRecord(c) && typeof c.code === 'string') {
           codings.push({ system: typeof c.system === 'string' ? c.system : undefined, code: c.code });
         }
       }
@@ -616,7 +613,7 @@ function compareValues(v: unknown, bound: unknown): number {
     if (!Number.isNaN(a) && !Number.isNaN(b)) return a - b;
     return v < bound ? -1 : v > bound ? 1 : 0;
   }
-  if (isObject(v) && isObject(bound) && typeof v.value === 'number' && typeof bound.value === 'number') {
+  if (isRecord(v) && isRecord(bound) && typeof v.value === 'number' && typeof bound.value === 'number') {
     const unit = (q: Record<string, unknown>): unknown => q.code ?? q.unit;
     if (unit(bound) !== undefined && unit(v) !== unit(bound)) return 0;
     return v.value - bound.value;
@@ -625,7 +622,7 @@ function compareValues(v: unknown, bound: unknown): number {
 }
 
 function shownBound(b: unknown): string {
-  if (isObject(b)) return `${String(b.value)} ${String(b.code ?? b.unit ?? '')}`.trim();
+  if (isRecord(b)) return `${String(b.value)} ${String(b.code ?? b.unit ?? '')}`.trim();
   return String(b);
 }
 
