@@ -1,7 +1,7 @@
 import { badRequest } from '../../fhir/errors';
 import type { Filter } from '../../store/backend';
 import type { SearchValue } from '../request';
-import { field, isRecord, missingFilter, num, orOf, type ValueNode } from './common';
+import { entryFilter, isRecord, missingFilter, num, orOf, type ValueNode } from './common';
 
 /**
  * Location `near` (R4 special parameter): `near=lat|lon[|distance[|units]]`.
@@ -55,22 +55,12 @@ function nearMatch(code: string, v: SearchValue): Filter {
   const west = lon - dLon;
   const east = lon + dLon;
   // A box across the antimeridian is two longitude ranges.
-  if (dLon >= 180) return { [field(code)]: { $elemMatch: box } };
-  if (west < -180) {
-    return {
-      [field(code)]: {
-        $elemMatch: { ...box, $or: [{ lon: { $gte: west + 360 } }, { lon: { $lte: east } }] },
-      },
-    };
-  }
-  if (east > 180) {
-    return {
-      [field(code)]: {
-        $elemMatch: { ...box, $or: [{ lon: { $gte: west } }, { lon: { $lte: east - 360 } }] },
-      },
-    };
-  }
-  return { [field(code)]: { $elemMatch: { ...box, lon: { $gte: west, $lte: east } } } };
+  let lonRange: Filter;
+  if (dLon >= 180) lonRange = {};
+  else if (west < -180) lonRange = { $or: [{ lon: { $gte: west + 360 } }, { lon: { $lte: east } }] };
+  else if (east > 180) lonRange = { $or: [{ lon: { $gte: west } }, { lon: { $lte: east - 360 } }] };
+  else lonRange = { lon: { $gte: west, $lte: east } };
+  return entryFilter(code, { ...box, ...lonRange });
 }
 
 export function nearFilter(code: string, modifier: string | undefined, values: SearchValue[]): Filter {
