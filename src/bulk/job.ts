@@ -55,7 +55,7 @@ export interface BulkJob {
   errors: OperationOutcome[];
 }
 
-export const JOBS_COLLECTION = 'bulk_jobs';
+const JOBS_COLLECTION = 'bulk_jobs';
 
 /** The jobs collection with the few queries the runner and the handlers need. */
 export class JobStore {

@@ -1,4 +1,4 @@
-import type { Binary, BundleEntry, Resource } from 'fhir/r4';
+import type { Binary, Resource } from 'fhir/r4';
 import { badRequest, FhirError, notSupported } from '../fhir/errors';
 import { asResource, checkId, checkType, checkVersionId } from '../fhir/resource';
 import { parseETag } from '../http/headers';
@@ -46,7 +46,7 @@ export function isWrite(m: EntryMethod): boolean {
 }
 
 /** "Bundle.entry[3] (urn:uuid:...)": how errors name an entry. */
-export function entryLabel(e: { index: number; fullUrl?: string }): string {
+function entryLabel(e: { index: number; fullUrl?: string }): string {
   return `Bundle.entry[${e.index}]${e.fullUrl ? ` (${e.fullUrl})` : ''}`;
 }
 
@@ -203,5 +203,3 @@ export function entriesOf(bundle: Record<string, unknown>): unknown[] {
   if (!Array.isArray(entry)) throw badRequest('Bundle.entry must be an array', 'structure');
   return entry;
 }
-
-export type { BundleEntry };

@@ -15,7 +15,7 @@ import type { Filter } from '../store/backend';
 import type { CurrentDoc } from '../store/documents';
 
 /** Resources outside the compartment that $everything adds when compartment resources point to them. */
-export const REFERENCED_TYPES: readonly string[] = ['Practitioner', 'Organization', 'Location', 'Medication'];
+const REFERENCED_TYPES: readonly string[] = ['Practitioner', 'Organization', 'Location', 'Medication'];
 
 /** The search parameter that carries a type's clinical ("care") date, first one the type has. */
 const CLINICAL_DATE_PARAMS = [

@@ -20,7 +20,7 @@ export interface ExportParams {
   deidentify?: 'safe-harbor';
 }
 
-export const OUTPUT_FORMATS: ReadonlySet<string> = new Set([
+const OUTPUT_FORMATS: ReadonlySet<string> = new Set([
   'application/fhir+ndjson',
   'application/ndjson',
   'ndjson',
