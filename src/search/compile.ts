@@ -10,6 +10,7 @@ import type {
   SearchValue,
 } from './request';
 import { andOf, escapeRegex, field, isRecord, normalizeText, orOf, sortField, str } from './types/common';
+import { WORD } from './text';
 import { compositeComponents, compositeFilter } from './types/composite';
 import { dateFilter, parseDateRange } from './types/date';
 import { nearFilter } from './types/near';
@@ -242,7 +243,7 @@ function wordsFilter(code: string, modifier: string | undefined, values: SearchV
   if (modifier !== undefined) throw badRequest(`Modifier ':${modifier}' is not supported on ${code}`);
   return orOf(
     values.map((v) => {
-      const words = normalizeText(v.value).match(/[\p{L}\p{N}]+/gu) ?? [];
+      const words = normalizeText(v.value).match(WORD) ?? [];
       if (words.length === 0) throw badRequest(`${code} needs at least one word`);
       return andOf(words.map((w) => ({ [field(code)]: { $regex: `^${escapeRegex(w)}` } })));
     }),

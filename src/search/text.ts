@@ -4,7 +4,7 @@ import { isRecord, normalizeText } from './types/common';
  * Words for `_text` (the narrative, XHTML tags dropped) and `_content` (every string in the resource):
  * lower case, accents folded, unique, in first-seen order. Searched by word prefix.
  */
-const WORD = /[\p{L}\p{N}]+/gu;
+export const WORD = /[\p{L}\p{N}]+/gu;
 const TAG = /<[^>]*>/g;
 const ENTITY = /&[a-z]+;|&#\d+;/gi;
 const MAX_WORDS = 2000;
