@@ -3,6 +3,7 @@ import supertest from 'supertest';
 import { createApp } from '../../src/app';
 import type { AccessPolicy } from '../../src/auth/policy';
 import { bulkRunnerFor, type BulkRunner } from '../../src/bulk/runner';
+import { compartmentFilter } from '../../src/fhir/compartment';
 import type { AppContext } from '../../src/interactions/context';
 import type { Filter } from '../../src/store/backend';
 import { FHIR_JSON, type Harness } from '../api/harness';
@@ -35,13 +36,7 @@ export function withPolicy(ctx: AppContext, policy: AccessPolicy): Agent {
 
 /** A policy limited to one Patient's compartment (what a patient/*.rs token gives). */
 export function patientPolicy(ctx: AppContext, patientId: string, who = 'patient-app'): AccessPolicy {
-  const ref = `Patient/${patientId}`;
-  const visible = (type: string): Filter | null => {
-    if (type === 'Patient') return { _id: patientId };
-    const codes = ctx.registry.patientCompartment.get(type);
-    if (!codes || codes.length === 0) return null;
-    return { $or: codes.map((c) => ({ [`idx.${c}`]: { $elemMatch: { r: ref } } })) };
-  };
+  const visible = (type: string): Filter | null => compartmentFilter(ctx.registry, type, [patientId]);
   return {
     agent: { who, patient: patientId, scopeLevel: 'patient' },
     require: () => undefined,
