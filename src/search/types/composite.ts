@@ -3,7 +3,7 @@ import type { DefinitionsRegistry } from '../../fhir/definitions';
 import { badRequest } from '../../fhir/errors';
 import type { Filter } from '../../store/backend';
 import type { ParamType, SearchValue } from '../request';
-import { escapeRegex, field, missingFilter, normalizeText, orOf } from './common';
+import { andOf, entryFilter, escapeRegex, missingFilter, normalizeText, orOf } from './common';
 import { rangeCondition, parseDateRange } from './date';
 import { numberEntryCondition, parseNumberValue } from './number';
 import { quantityEntryCondition } from './quantity';
@@ -123,7 +123,7 @@ export function compositeFilter(
         if ('$eq' in c) return { [`c${i}`]: c.$eq };
         return underField(c, `c${i}`);
       });
-      return { [field(code)]: { $elemMatch: conds.length === 1 ? conds[0] : { $and: conds } } };
+      return entryFilter(code, andOf(conds));
     }),
   );
 }

@@ -2,6 +2,7 @@ import { badRequest } from '../../fhir/errors';
 import type { Filter } from '../../store/backend';
 import type { SearchValue } from '../request';
 import {
+  entryFilter,
   field,
   isRecord,
   missingFilter,
@@ -134,9 +135,9 @@ function identifierMatch(code: string, v: SearchValue): Filter {
   const [a = '', b] = v.parts;
   if (v.parts.length === 1) return { [field(code, 'idf.v')]: a };
   if (v.parts.length !== 2) throw badRequest(`Invalid identifier '${v.value}' for '${code}:identifier'`);
-  if (a === '') return { [field(code)]: { $elemMatch: { 'idf.s': { $exists: false }, 'idf.v': b } } };
+  if (a === '') return entryFilter(code, { 'idf.s': { $exists: false }, 'idf.v': b });
   if (!b) return { [field(code, 'idf.s')]: a };
-  return { [field(code)]: { $elemMatch: { 'idf.s': a, 'idf.v': b } } };
+  return entryFilter(code, { 'idf.s': a, 'idf.v': b });
 }
 
 export function referenceFilter(

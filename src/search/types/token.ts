@@ -3,6 +3,7 @@ import { badRequest, notSupported } from '../../fhir/errors';
 import type { Filter } from '../../store/backend';
 import type { SearchValue } from '../request';
 import {
+  entryFilter,
   escapeRegex,
   field,
   isRecord,
@@ -130,9 +131,9 @@ function tokenMatch(code: string, v: SearchValue): Filter {
   if (v.parts.length !== 2) throw badRequest(`Invalid token '${v.value}' for parameter '${code}'`);
   const [system = '', value = ''] = v.parts;
   if (system === '' && value === '') throw badRequest(`Invalid token '|' for parameter '${code}'`);
-  if (system === '') return { [field(code)]: { $elemMatch: { s: { $exists: false }, c: value } } };
+  if (system === '') return entryFilter(code, { s: { $exists: false }, c: value });
   if (value === '') return { [field(code, 's')]: system };
-  return { [field(code)]: { $elemMatch: { s: system, c: value } } };
+  return entryFilter(code, { s: system, c: value });
 }
 
 function flattenConcepts(concepts: CodeSystemConcept[] | undefined, out: string[]): void {
@@ -242,7 +243,7 @@ function subsumption(
       }
     }
   }
-  return { [field(code)]: { $elemMatch: { s: system, c: { $in: [...codes] } } } };
+  return entryFilter(code, { s: system, c: { $in: [...codes] } });
 }
 
 function inValueSet(code: string, url: string, terminology: TerminologySource | undefined): Filter {
@@ -253,11 +254,11 @@ function inValueSet(code: string, url: string, terminology: TerminologySource | 
     alternatives.push(
       codes === undefined
         ? { [field(code, 's')]: system }
-        : { [field(code)]: { $elemMatch: { s: system, c: { $in: [...codes] } } } },
+        : entryFilter(code, { s: system, c: { $in: [...codes] } }),
     );
     // Plain `code` elements carry no system in the index: their code is checked alone.
     if (codes !== undefined) {
-      alternatives.push({ [field(code)]: { $elemMatch: { s: { $exists: false }, c: { $in: [...codes] } } } });
+      alternatives.push(entryFilter(code, { s: { $exists: false }, c: { $in: [...codes] } }));
     }
   }
   if (alternatives.length === 0) return { _id: { $in: [] } };
@@ -289,7 +290,7 @@ export function tokenFilter(
           if (v.parts.length !== 3 || !typeCode || !value) {
             throw badRequest(`:of-type takes system|code|value, not '${v.value}'`);
           }
-          return { [field(code)]: { $elemMatch: { ty: `${system ?? ''}|${typeCode}`, c: value } } };
+          return entryFilter(code, { ty: `${system ?? ''}|${typeCode}`, c: value });
         }),
       );
     case 'in':
