@@ -4,13 +4,14 @@ import type { Bundle, BundleEntry, BundleEntryResponse, Resource } from 'fhir/r4
 import { accessOf, type AccessPolicy } from '../auth/policy';
 import { noteAccess, type InteractionCode } from '../audit/note';
 import { patientsOf } from '../fhir/compartment';
-import { badRequest, FhirError, gone, issue, notFound } from '../fhir/errors';
+import { badRequest, FhirError, issue } from '../fhir/errors';
 import { readJson } from '../http/body';
 import { etag, parsePrefer, type PreferReturn } from '../http/headers';
 import { outcome, sendJson } from '../http/respond';
 import { atEntry, entriesOf, isWrite, methodRank, parseEntry, type ParsedEntry } from './bundle-entry';
 import { executeWrite, planWrites, type WriteOutcome } from './bundle-plan';
 import type { AppContext } from './context';
+import { notModified, readableCurrent, readableVersion } from './crud';
 import { searchBundle } from './search';
 
 /**
@@ -341,18 +342,10 @@ async function readEntry(
   let lastUpdated: string;
   let idx: Record<string, unknown>;
   if (e.versionId !== undefined) {
-    const h = await ctx.store.vread(type, id, e.versionId);
-    if (!h || (h.resource && !policy.canSee(h.resource, 'r')))
-      throw notFound(`${type}/${id}/_history/${e.versionId} does not exist`);
-    if (h.deleted || !h.resource) throw gone(`${type}/${id} version ${e.versionId} is a deletion`);
-    ({ resource, versionId, lastUpdated } = h);
+    ({ resource, versionId, lastUpdated } = await readableVersion(ctx, policy, type, id, e.versionId));
     idx = ctx.store.indexOf(resource);
   } else {
-    const d = await ctx.store.read(type, id);
-    if (!d || (d.resource && !policy.canSee(d.resource, 'r'))) throw notFound(`${type}/${id} does not exist`);
-    if (d.deleted || !d.resource) throw gone(`${type}/${id} was deleted (version ${d.versionId})`);
-    resource = d.resource;
-    ({ versionId, lastUpdated, idx } = d);
+    ({ resource, versionId, lastUpdated, idx } = await readableCurrent(ctx, policy, type, id));
   }
   const response: BundleEntryResponse = {
     status: '200 OK',
@@ -365,15 +358,7 @@ async function readEntry(
     status: 200,
     patients: patientsOf(ctx.registry, type, id, idx),
   };
-  const inm = e.ifNoneMatch;
-  const notModified =
-    (inm !== undefined &&
-      inm.split(',').some((t) => t.trim() === '*' || t.trim().replace(/^W\//, '') === `"${versionId}"`)) ||
-    (inm === undefined &&
-      e.ifModifiedSince !== undefined &&
-      !Number.isNaN(Date.parse(e.ifModifiedSince)) &&
-      Math.floor(Date.parse(lastUpdated) / 1000) * 1000 <= Date.parse(e.ifModifiedSince));
-  if (notModified) {
+  if (notModified(versionId, lastUpdated, e.ifNoneMatch, e.ifModifiedSince)) {
     response.status = '304 Not Modified';
     return { entry: { response }, audit: { ...audit, status: 304 } };
   }

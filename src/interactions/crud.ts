@@ -1,6 +1,14 @@
 import type { Request, Response } from 'express';
 import type { Resource } from 'fhir/r4';
-import { badRequest, gone, notFound, preconditionFailed, unprocessable } from '../fhir/errors';
+import {
+  badRequest,
+  FhirError,
+  gone,
+  issue,
+  notFound,
+  preconditionFailed,
+  unprocessable,
+} from '../fhir/errors';
 import { applyJsonPatch } from '../fhir/json-patch';
 import { asResource, checkId, checkType, checkVersionId } from '../fhir/resource';
 import { parseSummary, subset } from '../fhir/summary';
@@ -8,12 +16,11 @@ import { readJson } from '../http/body';
 import { etag, parseETag, parseHttpDate, parsePrefer } from '../http/headers';
 import { queryPairs, queryParam } from '../http/query';
 import { outcome, sendJson, sendResource } from '../http/respond';
-import type { CurrentDoc } from '../store/documents';
+import type { CurrentDoc, HistoryDoc } from '../store/documents';
 import type { WriteResult } from '../store/resource-store';
 import { accessOf, seesEverything, type AccessPolicy, type ScopeAction } from '../auth/policy';
 import { noteAccess } from '../audit/note';
 import { patientsOf } from '../fhir/compartment';
-import { FhirError, issue } from '../fhir/errors';
 import type { AppContext } from './context';
 
 /** Parameters that shape the answer rather than select resources. */
@@ -107,37 +114,78 @@ export async function read(ctx: AppContext, req: Request, res: Response): Promis
   noteAccess(res, { interaction: 'read', resourceType: type, id });
   const policy = accessOf(res);
   policy.require(type, 'r');
-  const doc = await ctx.store.read(type, id);
-  // A resource the caller may not see answers exactly like one that does not exist.
-  if (!doc || (doc.resource && !policy.canSee(doc.resource, 'r')))
-    throw notFound(`${type}/${id} does not exist`);
-  if (doc.deleted) {
-    if (!(await tombstoneVisible(ctx, policy, type, id, doc.versionId)))
-      throw notFound(`${type}/${id} does not exist`);
-    setVersionHeaders(res, doc.versionId, doc.lastUpdated);
-    throw gone(`${type}/${id} was deleted (version ${doc.versionId})`);
-  }
-  const inm = req.get('if-none-match');
-  if (
-    inm !== undefined &&
-    inm.split(',').some((t) => t.trim() === '*' || t.trim().replace(/^W\//, '') === `"${doc.versionId}"`)
-  ) {
-    setVersionHeaders(res, doc.versionId, doc.lastUpdated);
-    res.status(304).end();
-    return;
-  }
-  const ims = parseHttpDate(req.get('if-modified-since'));
-  // HTTP dates have whole seconds: compare at that precision.
-  if (
-    inm === undefined &&
-    ims !== undefined &&
-    Math.floor(Date.parse(doc.lastUpdated) / 1000) * 1000 <= ims
-  ) {
+  const doc = await readableCurrent(ctx, policy, type, id);
+  if (notModified(doc.versionId, doc.lastUpdated, req.get('if-none-match'), req.get('if-modified-since'))) {
     setVersionHeaders(res, doc.versionId, doc.lastUpdated);
     res.status(304).end();
     return;
   }
   sendCurrent(ctx, req, res, doc);
+}
+
+/**
+ * The current version the caller may read (read, and GET entries of Bundles). A resource the
+ * caller may not see answers exactly like one that does not exist, also once deleted; a visible
+ * deletion is 410 with the tombstone's ETag.
+ */
+export async function readableCurrent(
+  ctx: AppContext,
+  policy: AccessPolicy,
+  type: string,
+  id: string,
+): Promise<CurrentDoc & { resource: Resource }> {
+  const doc = await ctx.store.read(type, id);
+  if (!doc || (doc.resource && !policy.canSee(doc.resource, 'r')))
+    throw notFound(`${type}/${id} does not exist`);
+  if (doc.deleted || !doc.resource) {
+    if (!(await tombstoneVisible(ctx, policy, type, id, doc.versionId)))
+      throw notFound(`${type}/${id} does not exist`);
+    throw versioned(
+      gone(`${type}/${id} was deleted (version ${doc.versionId})`),
+      doc.versionId,
+      doc.lastUpdated,
+    );
+  }
+  return doc as CurrentDoc & { resource: Resource };
+}
+
+/** A version the caller may read (vread, and GET entries of Bundles), with the same rules. */
+export async function readableVersion(
+  ctx: AppContext,
+  policy: AccessPolicy,
+  type: string,
+  id: string,
+  versionId: number,
+): Promise<HistoryDoc & { resource: Resource }> {
+  const h = await ctx.store.vread(type, id, versionId);
+  if (!h || (h.resource && !policy.canSee(h.resource, 'r')))
+    throw notFound(`${type}/${id}/_history/${versionId} does not exist`);
+  if (h.deleted || !h.resource) {
+    if (!(await tombstoneVisible(ctx, policy, type, id, h.versionId)))
+      throw notFound(`${type}/${id}/_history/${versionId} does not exist`);
+    throw versioned(gone(`${type}/${id} version ${versionId} is a deletion`), h.versionId, h.lastUpdated);
+  }
+  return h as HistoryDoc & { resource: Resource };
+}
+
+/** `e` with the version's ETag and Last-Modified, as every answer about a version carries them. */
+function versioned(e: FhirError, versionId: number, lastUpdated: string): FhirError {
+  return new FhirError(e.status, e.issues, { ETag: etag(versionId), 'Last-Modified': httpDate(lastUpdated) });
+}
+
+/** If-None-Match (wins when present) and If-Modified-Since (whole seconds, as HTTP dates have). */
+export function notModified(
+  versionId: number,
+  lastUpdated: string,
+  ifNoneMatch: string | undefined,
+  ifModifiedSince: string | undefined,
+): boolean {
+  if (ifNoneMatch !== undefined)
+    return ifNoneMatch
+      .split(',')
+      .some((t) => t.trim() === '*' || t.trim().replace(/^W\//, '') === `"${versionId}"`);
+  const ims = parseHttpDate(ifModifiedSince);
+  return ims !== undefined && Math.floor(Date.parse(lastUpdated) / 1000) * 1000 <= ims;
 }
 
 export async function vread(ctx: AppContext, req: Request, res: Response): Promise<void> {
@@ -147,13 +195,8 @@ export async function vread(ctx: AppContext, req: Request, res: Response): Promi
   noteAccess(res, { interaction: 'vread', resourceType: type, id, versionId });
   const policy = accessOf(res);
   policy.require(type, 'r');
-  const h = await ctx.store.vread(type, id, versionId);
-  if (!h || (h.resource && !policy.canSee(h.resource, 'r')))
-    throw notFound(`${type}/${id}/_history/${versionId} does not exist`);
-  if ((h.deleted || !h.resource) && !(await tombstoneVisible(ctx, policy, type, id, h.versionId)))
-    throw notFound(`${type}/${id}/_history/${versionId} does not exist`);
+  const h = await readableVersion(ctx, policy, type, id, versionId);
   setVersionHeaders(res, h.versionId, h.lastUpdated);
-  if (h.deleted || !h.resource) throw gone(`${type}/${id} version ${versionId} is a deletion`);
   const summary = parseSummary(queryParam(req, '_summary'));
   const elements = queryParam(req, '_elements')?.split(',');
   const idx = ctx.store.indexOf(h.resource);

@@ -136,3 +136,33 @@ describe('transactions with a patient-context token', () => {
     expect(await count('batch')).toBe(1);
   });
 });
+
+describe('GET entries with a patient-context token', () => {
+  test('a deleted resource of another patient reads like a missing id (404, not 410)', async () => {
+    const hidden = await create(obs(`Patient/${ids.B}`, 'bundle-tombstone'));
+    expect((await h.request.delete(`/fhir/Observation/${hidden}`).set(bearer(system))).status).toBe(204);
+    const r = await post({
+      resourceType: 'Bundle',
+      type: 'batch',
+      entry: [
+        { request: { method: 'GET', url: `Observation/${hidden}` } },
+        { request: { method: 'GET', url: 'Observation/never-existed' } },
+        { request: { method: 'GET', url: `Observation/${hidden}/_history/1` } },
+      ],
+    });
+    expect(r.status).toBe(200);
+    const statuses = (r.body as Bundle).entry?.map((e) => e.response?.status?.split(' ')[0]);
+    expect(statuses).toEqual(['404', '404', '404']);
+  });
+
+  test('the patient sees its own deletion as 410', async () => {
+    const own = await create(obs(`Patient/${ids.A}`, 'bundle-own-tombstone'));
+    expect((await h.request.delete(`/fhir/Observation/${own}`).set(bearer(system))).status).toBe(204);
+    const r = await post({
+      resourceType: 'Bundle',
+      type: 'batch',
+      entry: [{ request: { method: 'GET', url: `Observation/${own}` } }],
+    });
+    expect((r.body as Bundle).entry?.[0]?.response?.status?.split(' ')[0]).toBe('410');
+  });
+});
