@@ -5,20 +5,8 @@ import { accessOf } from '../auth/policy';
 import { FhirError, issue } from '../fhir/errors';
 import { buildAuditEvent } from './build';
 import { inferNote, mergeNotes } from './infer';
-import { auditNoteOf, type AuditNote, type InteractionCode } from './note';
+import { auditNoteOf, type AuditEntryNote, type AuditNote } from './note';
 import type { AuditRecorder } from './recorder';
-
-/** One entry of a batch/transaction Bundle, as the Bundle handler notes it on res.locals.auditEntries. */
-export interface AuditEntryNote {
-  interaction: InteractionCode;
-  resourceType?: string;
-  id?: string;
-  versionId?: number;
-  status: number;
-  patients?: string[];
-  query?: string;
-  operation?: string;
-}
 
 export interface AuditMiddlewareOptions {
   recorder: AuditRecorder;

@@ -47,3 +47,15 @@ export function noteAccess(res: Response, note: Partial<AuditNote>): void {
 export function auditNoteOf(res: Response): AuditNote | undefined {
   return res.locals.audit as AuditNote | undefined;
 }
+
+/** One entry of a batch/transaction Bundle, as the Bundle handler notes it on res.locals.auditEntries. */
+export interface AuditEntryNote {
+  interaction: InteractionCode;
+  resourceType?: string;
+  id?: string;
+  versionId?: number;
+  status: number;
+  patients?: string[];
+  query?: string;
+  operation?: string;
+}

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Request, Response } from 'express';
 import type { Bundle, BundleEntry, BundleEntryResponse, Resource } from 'fhir/r4';
 import { accessOf, type AccessPolicy } from '../auth/policy';
-import { noteAccess, type InteractionCode } from '../audit/note';
+import { noteAccess, type AuditEntryNote, type InteractionCode } from '../audit/note';
 import { patientsOf } from '../fhir/compartment';
 import { badRequest, FhirError, issue } from '../fhir/errors';
 import { readJson } from '../http/body';
@@ -20,15 +20,7 @@ import { searchBundle } from './search';
  * since then nothing happened but the Bundle-level failure, which the request's AuditNote carries).
  * Shaped like AuditNote (audit/note.ts) plus the entry's HTTP status.
  */
-export interface EntryAudit {
-  interaction: InteractionCode;
-  resourceType?: string;
-  id?: string;
-  versionId?: number;
-  status: number;
-  patients: string[];
-  query?: string;
-}
+export type EntryAudit = AuditEntryNote & { patients: string[] };
 
 export interface BundleOptions {
   policy: AccessPolicy;
