@@ -1,5 +1,6 @@
 import type { Response } from 'express';
 import type { Resource } from 'fhir/r4';
+import { FhirError } from '../fhir/errors';
 import type { Filter } from '../store/backend';
 
 /** SMART scope actions (v2 letters; v1 read = rs, write = cud). */
@@ -72,4 +73,15 @@ export function restrict(
 export function seesEverything(policy: AccessPolicy, type: string, action: ScopeAction): boolean {
   const v = policy.visible(type, action);
   return v !== null && Object.keys(v).length === 0;
+}
+
+/** Whether `require(type, action)` passes, without throwing: for operations that skip what the token may not see. */
+export function permits(policy: AccessPolicy, type: string, action: ScopeAction): boolean {
+  try {
+    policy.require(type, action);
+    return true;
+  } catch (e) {
+    if (e instanceof FhirError) return false;
+    throw e;
+  }
 }

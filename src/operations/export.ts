@@ -2,7 +2,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import type { Request, Response } from 'express';
 import type { Group } from 'fhir/r4';
-import { accessOf, restrict, type AccessPolicy } from '../auth/policy';
+import { accessOf, permits, restrict, type AccessPolicy } from '../auth/policy';
 import { noteAccess } from '../audit/note';
 import { bulkRunnerFor, type BulkRunner } from '../bulk/runner';
 import type { BulkJob, TypePlan } from '../bulk/job';
@@ -60,13 +60,7 @@ async function candidateTypes(ctx: AppContext, level: ExportLevel): Promise<stri
 }
 
 function permitted(policy: AccessPolicy, type: string): boolean {
-  try {
-    policy.require(type, 'r');
-    return true;
-  } catch (e) {
-    if (e instanceof FhirError) return false;
-    throw e;
-  }
+  return permits(policy, type, 'r');
 }
 
 /** One TypePlan per exported type, every filter compiled now (with the caller's visibility). */
