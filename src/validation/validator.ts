@@ -15,6 +15,25 @@ import { TerminologyService } from './terminology';
 /** Which pass found an issue: the base definition of the type, or a profile the resource claims. */
 export type IssueOrigin = 'base' | 'profile';
 
+/**
+ * Policies that are choices rather than rules of the specification (the reference validator has the
+ * same switches). The server's defaults accept what the specification accepts.
+ */
+export interface ValidatorOptions {
+  /**
+   * Extensions the server holds no definition for: `any` (default) accepts them (the specification
+   * lets anyone define extensions); `known` makes them errors unless their URL starts with one of
+   * `extensionDomains`, is in HL7's namespace (http://hl7.org/fhir/StructureDefinition/, where HL7
+   * publishes extensions after R4) or a cross-version extension (versions.html#extensions), or is an
+   * example URL while `exampleUrls` is true. Unknown modifier extensions are errors either way.
+   */
+  extensions?: 'any' | 'known';
+  /** URL prefixes whose extensions are accepted without a definition under `extensions: known`. */
+  extensionDomains?: readonly string[];
+  /** Example URLs (hosts example.org/.com/.net, RFC 2606) in uri/url/canonical values: accepted unless false. */
+  exampleUrls?: boolean;
+}
+
 export interface ValidationResult {
   issues: OperationOutcomeIssue[];
   /** Errors (error or fatal) by origin. */
@@ -51,6 +70,7 @@ export class InstanceValidator {
 
   constructor(
     private readonly registry: DefinitionsRegistry,
+    private readonly options: ValidatorOptions = {},
     terminology?: TerminologyService,
   ) {
     this.terminology = terminology ?? new TerminologyService(registry);
@@ -228,6 +248,14 @@ export class InstanceValidator {
         const problem = primitiveProblem(type, value);
         if (problem) this.report(run, 'value', `${loc} ${problem}`, loc);
         else this.checkValueRules(value, node, type, loc, run);
+        if (
+          this.options.exampleUrls === false &&
+          URI_TYPES.has(type) &&
+          typeof value === 'string' &&
+          isExampleUrl(value)
+        ) {
+          this.report(run, 'value', `${loc}: example URLs are not allowed here (${value})`, loc);
+        }
       } else if (item.ext === undefined || item.ext === null) {
         this.report(run, 'structure', `${loc} has neither a value nor extensions`, loc);
       }
@@ -546,6 +574,14 @@ export class InstanceValidator {
     }
   }
 
+  private unknownExtensionAllowed(url: string): boolean {
+    // A relative url names a part of a complex extension, checked (if at all) by its parent's definition.
+    if (!url.includes(':')) return true;
+    if (CROSS_VERSION_EXT.test(url) || url.startsWith(CORE)) return true;
+    if (this.options.exampleUrls !== false && isExampleUrl(url)) return true;
+    return (this.options.extensionDomains ?? []).some((d) => url.startsWith(d));
+  }
+
   /** Extensions by URL: the extension definition the server holds (or the slice's profile). */
   private checkExtension(value: Record<string, unknown>, node: ElementNode, loc: string, run: Run): void {
     const url = value.url;
@@ -570,6 +606,13 @@ export class InstanceValidator {
           `${loc}: modifier extension ${url} is not known to this server, so the resource cannot be safely processed`,
           loc,
         );
+      } else if (this.options.extensions === 'known' && !this.unknownExtensionAllowed(url)) {
+        this.report(
+          run,
+          'structure',
+          `${loc}: the extension ${url} is not known to this server, so it is not allowed here`,
+          loc,
+        );
       }
       return;
     }
@@ -577,6 +620,20 @@ export class InstanceValidator {
     this.checkObject(value, root.children, 'Extension', loc, run, false);
     this.checkValueRules(value, root, 'Extension', loc, run);
   }
+}
+
+const URI_TYPES = new Set(['uri', 'url', 'canonical']);
+const EXAMPLE_HOST =
+  /^[a-z][a-z0-9+.-]*:\/\/(?:[^/?#@]*@)?(?:[^/?#:]*\.)?example\.(?:org|com|net)(?:[:/?#]|$)/i;
+/**
+ * Extensions defined by rule for other FHIR versions (versions.html#extensions). (HL7's own
+ * namespace, CORE, is accepted too: HL7 publishes extensions there after R4, in the extensions pack.)
+ */
+const CROSS_VERSION_EXT = /^http:\/\/hl7\.org\/fhir\/[0-9.]+\/StructureDefinition\/extension-/;
+
+/** A URL on a host reserved for examples (RFC 2606: example.org, example.com, example.net). */
+export function isExampleUrl(url: string): boolean {
+  return EXAMPLE_HOST.test(url);
 }
 
 /** The codes a coded value carries: a code, a Coding or Quantity, or a CodeableConcept's codings. */

@@ -8,7 +8,7 @@ import type {
   StructureDefinition,
 } from 'fhir/r4';
 import { DefinitionsRegistry, loadCoreResources } from '../../src/fhir/definitions';
-import { InstanceValidator } from '../../src/validation/validator';
+import { InstanceValidator, type ValidatorOptions } from '../../src/validation/validator';
 
 let core: FhirResource[] | undefined;
 
@@ -25,8 +25,8 @@ export function registryWith(extra: FhirResource[] = []): DefinitionsRegistry {
   return new DefinitionsRegistry([...core, ...extra]);
 }
 
-export function validatorWith(extra: FhirResource[] = []): InstanceValidator {
-  return new InstanceValidator(registryWith(extra));
+export function validatorWith(extra: FhirResource[] = [], options: ValidatorOptions = {}): InstanceValidator {
+  return new InstanceValidator(registryWith(extra), options);
 }
 
 export function fixture(name: string): Record<string, unknown> {

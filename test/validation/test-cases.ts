@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { FhirResource } from 'fhir/r4';
 import { DefinitionsRegistry, loadCoreResources } from '../../src/fhir/definitions';
-import { InstanceValidator } from '../../src/validation/validator';
+import { InstanceValidator, type ValidatorOptions } from '../../src/validation/validator';
 
 /**
  * Runner for the R4 cases of the FHIR validator test suite (FHIR/fhir-test-cases validator/,
@@ -42,6 +42,29 @@ interface ManifestCase {
   packages?: string[];
   'use-test'?: boolean;
   profile?: { source: string; java?: string; supporting?: string[] };
+  /** R5 supporting files (the Java harness loads them for R4 cases too). */
+  supporting5?: string[];
+  examples?: boolean;
+  'allowed-extension-domain'?: string;
+  'allowed-extension-domains'?: string[];
+}
+
+/**
+ * The validator's policy switches set as the reference validator's test harness sets them: unknown
+ * extensions are errors (its default), except in the case's allowed extension domains; example URLs
+ * are accepted unless the case says `examples: false`. The server's own defaults are more lenient
+ * (unknown extensions accepted, see README); these are switches, not per-case answers.
+ */
+export function harnessOptions(t: ManifestCase): ValidatorOptions {
+  return {
+    extensions: 'known',
+    extensionDomains: [
+      ...(t['allowed-extension-domain'] ? [t['allowed-extension-domain']] : []),
+      ...(t['allowed-extension-domains'] ?? []),
+      ...unreadableDefinitions(t),
+    ],
+    exampleUrls: t.examples !== false,
+  };
 }
 
 interface SummaryCase {
@@ -82,6 +105,19 @@ export function selectedCases(): ManifestCase[] {
   );
 }
 
+/**
+ * The canonical URLs of a case's XML supporting files (`supporting5`): this runner cannot load
+ * XML, so an extension such a file defines is not reported as unknown (nothing else is taken from it).
+ */
+function unreadableDefinitions(t: ManifestCase): string[] {
+  return (t.supporting5 ?? [])
+    .filter((f) => f.endsWith('.xml') && fs.existsSync(path.join(TEST_CASES_DIR, f)))
+    .flatMap((f) => {
+      const m = /<url\s+value="([^"]+)"/.exec(fs.readFileSync(path.join(TEST_CASES_DIR, f), 'utf8'));
+      return m?.[1] ? [m[1]] : [];
+    });
+}
+
 let core: FhirResource[] | undefined;
 
 /** The resources in supporting files (Bundles unpacked). */
@@ -108,7 +144,11 @@ export function runCases(cases: ManifestCase[]): CaseResult[] {
     // As the reference validator is set up: the base step sees `supporting`/`profiles`; the
     // profile step also sees the profile and its own supporting files.
     const baseFiles = [...(t.supporting ?? []), ...(t.profiles ?? [])];
-    const validator = new InstanceValidator(new DefinitionsRegistry([...core, ...conformance(baseFiles)]));
+    const options = harnessOptions(t);
+    const validator = new InstanceValidator(
+      new DefinitionsRegistry([...core, ...conformance(baseFiles)]),
+      options,
+    );
     let instance: unknown;
     try {
       instance = readJson(path.join(TEST_CASES_DIR, t.file));
@@ -136,6 +176,7 @@ export function runCases(cases: ManifestCase[]): CaseResult[] {
       const profileFiles = [...baseFiles, ...(t.profile.supporting ?? []), t.profile.source];
       const withProfile = new InstanceValidator(
         new DefinitionsRegistry([...core, ...conformance(profileFiles)]),
+        options,
       );
       const p = withProfile.validate(instance, src.url ? [src.url] : []);
       const perrs = p.issues.filter((i) => i.severity === 'error' || i.severity === 'fatal');

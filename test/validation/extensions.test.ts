@@ -1,0 +1,86 @@
+import { errorsOf, validatorWith } from './helpers';
+
+/** Extensions the server holds no definition for, and example URLs: policy switches (ValidatorOptions). */
+const patient = (ext: Array<Record<string, unknown>>, extra: Record<string, unknown> = {}): unknown => ({
+  resourceType: 'Patient',
+  extension: ext,
+  ...extra,
+});
+const unknownExt = { url: 'http://hospital.test/fhir/StructureDefinition/ward', valueString: 'B4' };
+const errors = (v: ReturnType<typeof validatorWith>, r: unknown): string[] =>
+  errorsOf(v.validate(r).issues).map((i) => `${i.expression?.[0] ?? ''}: ${i.diagnostics ?? ''}`);
+
+describe('unknown extensions', () => {
+  const lenient = validatorWith();
+  const known = validatorWith([], { extensions: 'known' });
+
+  test('by default an extension without a definition is accepted', () => {
+    expect(errors(lenient, patient([unknownExt]))).toEqual([]);
+  });
+
+  test("with extensions: 'known' it is an error at the extension, also on a primitive", () => {
+    expect(errors(known, patient([unknownExt]))).toEqual([
+      expect.stringMatching(/^Patient\.extension\[0\]: .*the extension .*ward is not known/),
+    ]);
+    const onBirthDate = {
+      resourceType: 'Patient',
+      birthDate: '1980-01-01',
+      _birthDate: { extension: [unknownExt] },
+    };
+    expect(errors(known, onBirthDate)[0]).toMatch(/^Patient\.birthDate\.extension\[0\]:/);
+  });
+
+  test('held definitions, parts of complex extensions, HL7 and cross-version URLs are not unknown', () => {
+    const race = {
+      url: 'http://hl7.org/fhir/StructureDefinition/patient-birthPlace',
+      valueAddress: { city: 'Boston' },
+    };
+    const hl7Later = {
+      url: 'http://hl7.org/fhir/StructureDefinition/organization-brand',
+      extension: [{ url: 'brandLogo', valueString: 'x' }],
+    };
+    const xver = {
+      url: 'http://hl7.org/fhir/5.0/StructureDefinition/extension-Patient.gender',
+      valueCode: 'x',
+    };
+    expect(errors(known, patient([race, hl7Later, xver]))).toEqual([]);
+  });
+
+  test('allowed domains and (unless examples are refused) example URLs are accepted', () => {
+    const domain = validatorWith([], { extensions: 'known', extensionDomains: ['http://hospital.test/'] });
+    expect(errors(domain, patient([unknownExt]))).toEqual([]);
+    const example = { url: 'http://example.org/fhir/StructureDefinition/x', valueString: 'y' };
+    expect(errors(known, patient([example]))).toEqual([]);
+    const noExamples = validatorWith([], { extensions: 'known', exampleUrls: false });
+    expect(errors(noExamples, patient([example])).length).toBeGreaterThanOrEqual(1);
+  });
+
+  test('an unknown modifier extension is an error whatever the policy', () => {
+    const r = { resourceType: 'Patient', modifierExtension: [unknownExt] };
+    expect(errors(lenient, r)).toHaveLength(1);
+  });
+});
+
+describe('example URLs', () => {
+  const doc = {
+    resourceType: 'DocumentReference',
+    status: 'current',
+    content: [{ attachment: { url: 'http://repository.example.org/fhir/DocumentReference/1' } }],
+  };
+
+  test('accepted by default', () => {
+    expect(errors(validatorWith(), doc)).toEqual([]);
+  });
+
+  test('refused in uri/url/canonical values with exampleUrls: false; other hosts are fine', () => {
+    const v = validatorWith([], { exampleUrls: false });
+    expect(errors(v, doc)).toEqual([
+      expect.stringMatching(
+        /^DocumentReference\.content\[0\]\.attachment\.url: .*example URLs are not allowed/,
+      ),
+    ]);
+    const real = { ...doc, content: [{ attachment: { url: 'https://docs.hospital.test/1' } }] };
+    expect(errors(v, real)).toEqual([]);
+    expect(errors(v, { resourceType: 'Patient', name: [{ text: 'see http://example.org' }] })).toEqual([]);
+  });
+});
