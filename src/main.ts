@@ -13,7 +13,7 @@ import type { Backend } from './store/backend';
 import { EmbeddedBackend } from './store/embedded/engine';
 import { connectMongo } from './store/mongo';
 import { ResourceStore } from './store/resource-store';
-import { ProfileValidator } from './validation/resource-validator';
+import { ViewAwareValidator } from './views/validate';
 
 export interface Server {
   ctx: AppContext;
@@ -45,7 +45,14 @@ export async function buildContext(config: Config, log: Logger): Promise<AppCont
   });
   const store = new ResourceStore({ backend, extractor });
   await store.init();
-  const base = { config, registry, store, log, validator: new ProfileValidator(registry, config.validation) };
+  // ViewAwareValidator: the R4 ProfileValidator plus the SQL-on-FHIR ViewDefinition model (views/validate.ts).
+  const base = {
+    config,
+    registry,
+    store,
+    log,
+    validator: new ViewAwareValidator(registry, config.validation),
+  };
   return { ...base, searcher: new SearchService(base) };
 }
 

@@ -10,6 +10,21 @@ import type {
   StructureDefinition,
   ValueSet,
 } from 'fhir/r4';
+import { VIEW_DEFINITION_TYPE } from '../views/resource-type';
+
+/**
+ * A resource type the server stores, searches and versions like any other although R4 does not
+ * define it (a logical model of an IG, e.g. SQL-on-FHIR's ViewDefinition). Its definitions are
+ * given here, not by a StructureDefinition of kind resource.
+ */
+export interface LogicalResourceType {
+  type: string;
+  /** The canonical URL of its logical model (CapabilityStatement profile). */
+  profile: string;
+  elements: TopLevelElement[];
+  /** Its own search parameters (Resource-level ones such as _id apply too). */
+  searchParameters: SearchParameter[];
+}
 
 /**
  * The FHIR R4 (4.0.1) conformance resources the server knows: loaded once at start from
@@ -28,8 +43,10 @@ export class DefinitionsRegistry {
   private readonly codeSystems = new Map<string, CodeSystem>();
   /** resourceType -> the Patient compartment's param codes for it (empty: not in the compartment). */
   readonly patientCompartment: ReadonlyMap<string, readonly string[]>;
+  private readonly logicalTypes = new Map<string, LogicalResourceType>();
+  private readonly topLevelCache = new Map<string, readonly TopLevelElement[]>();
 
-  constructor(resources: Iterable<FhirResource>) {
+  constructor(resources: Iterable<FhirResource>, logicalTypes: readonly LogicalResourceType[] = []) {
     const types: string[] = [];
     const patientCompartment = new Map<string, string[]>();
     const params: SearchParameter[] = [];
@@ -66,10 +83,21 @@ export class DefinitionsRegistry {
           break;
       }
     }
+    for (const l of logicalTypes) {
+      this.logicalTypes.set(l.type, l);
+      this.topLevelCache.set(l.type, l.elements);
+      types.push(l.type);
+      params.push(...l.searchParameters);
+    }
     this.resourceTypes = [...new Set(types)].sort();
     this.resourceTypeSet = new Set(this.resourceTypes);
     this.patientCompartment = patientCompartment;
     for (const p of params) this.addSearchParameter(p);
+  }
+
+  /** The definition of a type the server stores although R4 does not define it; undefined for R4 types. */
+  logicalType(type: string): LogicalResourceType | undefined {
+    return this.logicalTypes.get(type);
   }
 
   private addSearchParameter(p: SearchParameter): void {
@@ -113,13 +141,11 @@ export class DefinitionsRegistry {
     return this.codeSystems.get(url.split('|')[0] ?? url);
   }
 
-  private readonly topLevelCache = new Map<string, TopLevelElement[]>();
-
   /** The resource type's top-level elements with their summary flag and minimum cardinality. */
   topLevelElements(type: string): readonly TopLevelElement[] {
-    let out = this.topLevelCache.get(type);
-    if (out) return out;
-    out = [];
+    const cached = this.topLevelCache.get(type);
+    if (cached) return cached;
+    const out: TopLevelElement[] = [];
     const sd = this.structureDefinitions.get(`http://hl7.org/fhir/StructureDefinition/${type}`);
     for (const el of sd?.snapshot?.element ?? []) {
       const parts = el.path.split('.');
@@ -289,9 +315,15 @@ export interface TopLevelElement {
 
 let cachedCore: FhirResource[] | undefined;
 
-/** The registry for core R4 plus a profiles folder. Core files are parsed once per process. */
+/**
+ * The registry for core R4 plus a profiles folder, and the server's logical types (ViewDefinition).
+ * Core files are parsed once per process.
+ */
 export function loadDefinitions(profilesDir?: string): { registry: DefinitionsRegistry; errors: string[] } {
   cachedCore ??= loadCoreResources();
   const extra = profilesDir ? loadProfileDir(profilesDir) : { resources: [], errors: [] };
-  return { registry: new DefinitionsRegistry([...cachedCore, ...extra.resources]), errors: extra.errors };
+  return {
+    registry: new DefinitionsRegistry([...cachedCore, ...extra.resources], [VIEW_DEFINITION_TYPE]),
+    errors: extra.errors,
+  };
 }

@@ -49,7 +49,8 @@ export function capabilityStatement(
   const resources: CapabilityStatementRestResource[] = ctx.registry.resourceTypes.map((type) => {
     const r: CapabilityStatementRestResource = {
       type: type as CapabilityStatementRestResource['type'],
-      profile: `http://hl7.org/fhir/StructureDefinition/${type}`,
+      // A type the server adds to R4 (ViewDefinition) names its IG's logical model.
+      profile: ctx.registry.logicalType(type)?.profile ?? `http://hl7.org/fhir/StructureDefinition/${type}`,
       interaction: [
         { code: 'read' },
         { code: 'vread' },
@@ -74,7 +75,12 @@ export function capabilityStatement(
       const refs = [...ctx.registry.searchParametersFor(type).values()].filter((p) => p.type === 'reference');
       r.searchInclude = ['*', ...refs.map((p) => `${type}:${p.code}`)];
     }
-    const operations = [...resourceOperations(type), ...validationOperations(type), ...auditOperations(type)];
+    const operations = [
+      ...resourceOperations(type),
+      ...validationOperations(type),
+      ...auditOperations(type),
+      ...viewOperations(type),
+    ];
     if (operations.length > 0) r.operation = operations;
     return restrictAuditResource(r);
   });
@@ -104,7 +110,7 @@ export function capabilityStatement(
         ...(ctx.config.auth.smart ? { security: restSecurity(ctx.config.auth.smart) } : {}),
         resource: resources,
         interaction: systemInteractions,
-        operation: [...systemOperations(), ...viewOperations()],
+        operation: systemOperations(),
       },
     ],
   };

@@ -1,19 +1,27 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { Request, Response } from 'express';
-import type { CapabilityStatementRestResourceOperation, Group, ParametersParameter, Resource } from 'fhir/r4';
+import type { CapabilityStatementRestResourceOperation, ParametersParameter, Resource } from 'fhir/r4';
 import { noteAccess } from '../audit/note';
-import { accessOf, restrict, type AccessPolicy } from '../auth/policy';
-import { compartmentFilter } from '../fhir/compartment';
-import { badRequest, notFound, notAcceptable } from '../fhir/errors';
-import { ID_PATTERN } from '../fhir/resource';
+import { accessOf } from '../auth/policy';
+import { badRequest, notAcceptable } from '../fhir/errors';
 import { queryParam } from '../http/query';
 import type { AppContext } from '../interactions/context';
-import type { Filter } from '../store/backend';
-import { parseViewDefinition, type ViewDefinition } from '../views/definition';
 import { CONTENT_TYPES, rowFormat, RowWriter, type RowFormat } from '../views/output';
+import { VIEW_DEFINITION } from '../views/resource-type';
 import { compileView } from '../views/runner';
 import { Deidentifier, EXCLUDED_TYPES, Pseudonymizer } from './deidentify';
-import { operationInput, paramString, paramStrings } from './params';
+import { operationInput, paramString } from './params';
+import {
+  groupMembers,
+  INSTANT,
+  patientId,
+  populationFilter,
+  refParams,
+  resolveView,
+  viewDigest,
+  viewLabel,
+  type Population,
+} from './view-source';
 
 /**
  * SQL-on-FHIR v2 `$run` (https://sql-on-fhir.org/ig/latest/OperationDefinition-ViewDefinitionRun.html):
@@ -21,8 +29,6 @@ import { operationInput, paramString, paramStrings } from './params';
  * Rows come from the store (current, non-deleted documents the caller may search: the same scopes
  * and patient-compartment rules as search) or from inline `resource` parameters.
  */
-
-const INSTANT = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2}))?$/;
 
 /** $run paths: their `_format` (csv, ndjson) is not a FHIR format, so app.ts skips the negotiation. */
 export function isViewRunRequest(req: Request): boolean {
@@ -46,95 +52,44 @@ function formatOf(req: Request, params: readonly ParametersParameter[]): RowForm
   throw notAcceptable(`None of the accepted types (${accept}) can be produced; use json, ndjson or csv`);
 }
 
-function patientId(v: string): string {
-  const id = v.startsWith('Patient/') ? v.slice('Patient/'.length) : v;
-  if (!ID_PATTERN.test(id)) throw badRequest(`patient ${v} is not a Patient reference`);
-  return id;
-}
-
-/** References given as valueReference or as strings. */
-function refParams(params: readonly ParametersParameter[], name: string): string[] {
-  return [
-    ...paramStrings(params, name),
-    ...params
-      .filter((p) => p.name === name && typeof p.valueReference?.reference === 'string')
-      .map((p) => p.valueReference?.reference as string),
-  ];
-}
-
-async function groupMembers(ctx: AppContext, policy: AccessPolicy, ref: string): Promise<string[]> {
-  const id = ref.startsWith('Group/') ? ref.slice('Group/'.length) : ref;
-  if (!ID_PATTERN.test(id)) throw badRequest(`group ${ref} is not a Group reference`);
-  policy.require('Group', 's');
-  const filter = restrict({ _id: id, deleted: false }, policy, 'Group', 's');
-  const [doc] = filter ? await ctx.store.find('Group', filter, { limit: 1 }) : [];
-  if (!doc?.resource) throw notFound(`Group/${id} does not exist`);
-  const out: string[] = [];
-  for (const m of (doc.resource as Group).member ?? []) {
-    const hit = /(?:^|\/)Patient\/([A-Za-z0-9\-.]{1,64})$/.exec(m.entity?.reference ?? '');
-    if (hit) out.push(hit[1] as string);
-  }
-  return out;
-}
-
-function viewOf(id: string | undefined, params: readonly ParametersParameter[]): ViewDefinition {
-  const inline = params.find((p) => p.name === 'viewResource')?.resource;
-  if (inline) return parseViewDefinition(inline);
-  const ref = id ?? paramString(params, 'viewReference') ?? refParams(params, 'viewReference')[0];
-  if (ref !== undefined)
-    // ViewDefinition is not an R4 resource type; this server does not store them (README).
-    throw notFound(`ViewDefinition ${ref} does not exist: this server runs inline ViewDefinitions only`);
-  throw badRequest('$run needs a viewResource parameter (an inline ViewDefinition)');
-}
-
-/** A digest of the view, so the audit trail identifies inline views too. */
-function viewDigest(view: ViewDefinition): string {
-  return createHash('sha256').update(JSON.stringify(view)).digest('hex').slice(0, 16);
-}
-
 export async function viewRun(ctx: AppContext, req: Request, res: Response): Promise<void> {
   const { params } = await operationInput(ctx, req, false);
   const format = formatOf(req, params);
-  const view = viewOf(req.params.id as string | undefined, params);
+  const policy = accessOf(res);
+  const id = req.params.id as string | undefined;
+  noteAccess(res, { interaction: 'operation', operation: 'run', resourceType: VIEW_DEFINITION, id });
+  const resolved = await resolveView(ctx, policy, { id, params });
+  const { view } = resolved;
   const compiled = compileView(view);
-  if (!ctx.registry.resourceTypes.includes(view.resource))
-    throw badRequest(`ViewDefinition.resource ${view.resource} is not an R4 resource type`);
+  if (!ctx.registry.isResourceType(view.resource))
+    throw badRequest(`ViewDefinition.resource ${view.resource} is not a resource type of this server`);
 
   const limitText = paramString(params, '_limit') ?? queryParam(req, '_limit');
   const limit = limitText === undefined ? Infinity : Number(limitText);
   if (!Number.isInteger(limit) && limit !== Infinity) throw badRequest('_limit must be a positive integer');
   if (limit < 1) throw badRequest('_limit must be a positive integer');
   const since = paramString(params, '_since') ?? queryParam(req, '_since');
-  if (since !== undefined && !INSTANT.test(since)) throw badRequest('_since must be an instant');
-  const patientRefs = [
-    ...refParams(params, 'patient'),
-    ...(queryParam(req, 'patient') ? [queryParam(req, 'patient') as string] : []),
-  ];
-  const groupRefs = [
-    ...refParams(params, 'group'),
-    ...(queryParam(req, 'group') ? [queryParam(req, 'group') as string] : []),
-  ];
+  if (since !== undefined && (!INSTANT.test(since) || Number.isNaN(Date.parse(since))))
+    throw badRequest('_since must be an instant');
+  // Query-string patient and group are in params already (operationInput).
+  const patientRefs = [...new Set(refParams(params, 'patient'))];
+  const groupRefs = [...new Set(refParams(params, 'group'))];
   const inline = params.filter((p) => p.name === 'resource').map((p) => p.resource);
 
-  const policy = accessOf(res);
   const writer = new RowWriter(format, compiled.columns);
   const query = new URLSearchParams({
-    view: view.name ?? view.id ?? 'inline',
+    view: viewLabel(resolved),
     sha256: viewDigest(view),
     resource: view.resource,
   });
+  if (resolved.reference) query.set('viewReference', resolved.reference);
   for (const [k, v] of [
     ['_since', since],
     ['_limit', limitText],
     ['_format', format],
   ] as const)
     if (v !== undefined) query.set(k, v);
-  noteAccess(res, {
-    interaction: 'operation',
-    operation: 'run',
-    resourceType: 'ViewDefinition',
-    query: query.toString(),
-  });
+  noteAccess(res, { query: query.toString() });
 
   // _deidentify=safe-harbor (the bulk export's rules, README): each resource is de-identified before
   // the view sees it, with a pseudonym key that lives for this run only.
@@ -168,17 +123,14 @@ export async function viewRun(ctx: AppContext, req: Request, res: Response): Pro
     policy.require(view.resource, 's');
     const patients = patientRefs.map(patientId);
     for (const g of groupRefs) patients.push(...(await groupMembers(ctx, policy, g)));
-    const parts: Filter[] = [{ deleted: false }];
-    if (since) parts.push({ lastUpdated: { $gt: since } });
-    let runnable = true;
+    const population: Population = {};
+    if (since) population.since = new Date(since).toISOString();
     if (patientRefs.length > 0 || groupRefs.length > 0) {
-      const c = compartmentFilter(ctx.registry, view.resource, patients);
-      if (c) parts.push(c);
-      else runnable = false;
-      query.set('patient', patients.join(','));
-      noteAccess(res, { patients });
+      population.patients = [...new Set(patients)];
+      query.set('patient', population.patients.join(','));
+      noteAccess(res, { patients: population.patients });
     }
-    const filter = runnable ? restrict({ $and: parts }, policy, view.resource, 's') : null;
+    const filter = populationFilter(ctx, policy, view.resource, population);
     if (filter)
       for await (const doc of ctx.store.current(view.resource).stream(filter, { sort: { _id: 1 } }))
         if (doc.resource && !emit(doc.resource)) break;
@@ -193,20 +145,20 @@ export async function viewRun(ctx: AppContext, req: Request, res: Response): Pro
   res.end(req.method === 'HEAD' ? undefined : body);
 }
 
-/**
- * The CapabilityStatement entry (rest.operation: ViewDefinition is not an R4 resource type, so there
- * is no resource entry to hang it on).
- */
-export function viewOperations(): CapabilityStatementRestResourceOperation[] {
+/** The CapabilityStatement's operations on ViewDefinition ($run here, $export in view-export.ts). */
+export function viewOperations(type: string): CapabilityStatementRestResourceOperation[] {
+  if (type !== VIEW_DEFINITION) return [];
   return [
     {
       name: 'run',
       definition: 'http://sql-on-fhir.org/OperationDefinition/$run',
       documentation:
-        'SQL-on-FHIR v2 ViewDefinition run at POST [base]/ViewDefinition/$run: an inline viewResource ' +
-        '(stored ViewDefinitions are not supported), over the store (same scopes and patient-compartment ' +
-        'rules as search) or inline resource parameters; patient, group, _since, _limit; _format json ' +
-        '(default), ndjson or csv. Every run is audited with the view digest and the row count.',
+        'SQL-on-FHIR v2 ViewDefinition run: POST [base]/ViewDefinition/$run with a viewResource (inline) or ' +
+        'viewReference (ViewDefinition/[id], [base]/ViewDefinition/[id], optionally /_history/[v], or a stored ' +
+        "view's canonical url[|version]); GET or POST [base]/ViewDefinition/[id]/$run. Over the store (same " +
+        'scopes and patient-compartment rules as search; a stored view needs read access to ViewDefinition) or ' +
+        'inline resource parameters; patient, group, _since, _limit, _deidentify=safe-harbor; _format json ' +
+        '(default), ndjson or csv. Every run is audited with the view and the row count.',
     },
   ];
 }

@@ -149,7 +149,7 @@ test('an unknown _format is a 400', async () => {
   expect(r.status).toBe(400);
 });
 
-test('a stored view by id is not found (ViewDefinitions are inline only)', async () => {
+test('a stored view that does not exist is not found', async () => {
   const r = await h.request.get('/fhir/ViewDefinition/abc/$run').set(bearer(system));
   expect(r.status).toBe(404);
 });
@@ -182,9 +182,13 @@ test('every run is audited with the view and the row count', async () => {
   expect(query.get('sha256')).toMatch(/^[0-9a-f]{16}$/);
 });
 
-test('the CapabilityStatement lists the $run operation', async () => {
+test('the CapabilityStatement lists the $run operation on ViewDefinition', async () => {
   const r = await h.request.get('/fhir/metadata').set(bearer(system));
-  const ops = (r.body.rest[0].operation ?? []) as Array<{ name: string; definition: string }>;
+  const resources = r.body.rest[0].resource as Array<{ type: string; operation?: unknown[] }>;
+  const ops = (resources.find((x) => x.type === 'ViewDefinition')?.operation ?? []) as Array<{
+    name: string;
+    definition: string;
+  }>;
   expect(ops).toContainEqual(expect.objectContaining({ name: 'run' }));
 });
 
