@@ -47,10 +47,20 @@ export interface ElementNode {
   minValue?: unknown;
   maxValue?: unknown;
   contentReference?: string;
+  /** The path of the element a resolved contentReference named (Questionnaire.item for item.item). */
+  sameAs?: string;
+}
+
+/** Where an extension may be used (StructureDefinition.context). */
+export interface ExtensionContext {
+  type: 'element' | 'extension' | 'fhirpath';
+  expression: string;
 }
 
 export interface CompiledStructure {
   url: string;
+  /** Extension definitions: the contexts the extension may be used in (empty: anywhere). */
+  contexts: readonly ExtensionContext[];
   /** The type the structure constrains (Observation, Extension, HumanName...). */
   type: string;
   kind: string;
@@ -207,6 +217,7 @@ export function compileStructure(sd: StructureDefinition): CompiledStructure | u
     if (n.contentReference && !(constraint && n.children.size === 0)) {
       const target = byId.get(n.contentReference.replace(/^.*#/, ''));
       if (target) {
+        n.sameAs = target.path;
         n.children = target.children;
         n.types = target.types;
         n.contentReference = undefined;
@@ -219,6 +230,7 @@ export function compileStructure(sd: StructureDefinition): CompiledStructure | u
   resolveRefs(root);
   return {
     url: sd.url,
+    contexts: (sd.context ?? []).map((c) => ({ type: c.type, expression: c.expression })),
     type: sd.type,
     kind: sd.kind,
     root,

@@ -5,7 +5,13 @@ import { isRecord } from '../search/types/common';
 import { jsonContains, jsonEqual } from './compare';
 import { InvariantEngine } from './invariants';
 import { jsonRepresentationIssues } from './json-rules';
-import { type CompiledStructure, type Constraint, type ElementNode, compileStructure } from './model';
+import {
+  type CompiledStructure,
+  type Constraint,
+  type ElementNode,
+  type ExtensionContext,
+  compileStructure,
+} from './model';
 import { isPrimitiveType, primitiveProblem } from './primitives';
 import { proseRules } from './rules';
 import { generateSnapshot } from './snapshot';
@@ -47,6 +53,8 @@ interface Run {
   /** The resource that holds `contained` for `#id` references (a contained resource's container). */
   container: unknown;
   root: unknown;
+  /** The location of `resource` (`Bundle.entry[0].resource`); paths inside it are relative to it. */
+  resourceLoc: string;
   /** Within a `profile` discriminator check: stop at the first error. */
   probe: boolean;
 }
@@ -98,6 +106,8 @@ export class InstanceValidator {
       resource,
       container: resource,
       root: resource,
+      resourceLoc:
+        isRecord(resource) && typeof resource.resourceType === 'string' ? resource.resourceType : '',
       probe: false,
     };
     if (!isRecord(resource) || typeof resource.resourceType !== 'string') {
@@ -153,6 +163,7 @@ export class InstanceValidator {
       resource: outer.resource,
       container: outer.container,
       root: outer.root,
+      resourceLoc: outer.resourceLoc,
       probe: true,
     };
     const type = isRecord(value) && typeof value.resourceType === 'string' ? value.resourceType : s.type;
@@ -190,6 +201,7 @@ export class InstanceValidator {
       origin: 'base',
       resource: value,
       container: contained ? run.container : value,
+      resourceLoc: loc,
     };
     this.checkItem({ value, type }, s.root, type, inner, true, loc);
   }
@@ -263,7 +275,7 @@ export class InstanceValidator {
         const el = this.structure(`${CORE}Element`);
         if (!isRecord(item.ext))
           this.report(run, 'structure', `The primitive extension of ${loc} must be an object`, loc);
-        else if (el) this.checkObject(item.ext, el.root.children, 'Element', loc, run, false);
+        else if (el) this.checkObject(item.ext, el.root.children, type, loc, run, false, node);
       }
     } else if ((type === 'Resource' || this.registry.isResourceType(type)) && !resourceRoot) {
       this.checkResource(value, loc, run);
@@ -282,7 +294,7 @@ export class InstanceValidator {
         this.report(run, 'structure', `${loc} must be a JSON object (FHIR ${type})`, loc);
         return;
       }
-      this.checkObject(value, this.childrenFor(node, type), type, loc, run, resourceRoot);
+      this.checkObject(value, this.childrenFor(node, type), type, loc, run, resourceRoot, node);
       this.checkValueRules(value, node, type, loc, run);
       if (type === 'Reference') this.checkReference(value, node, loc, run);
       if (run.origin === 'base' && PROSE_TYPES.has(type)) {
@@ -302,7 +314,10 @@ export class InstanceValidator {
     }
   }
 
-  /** The elements of a complex value: known names, JSON shapes, cardinality, then each occurrence. */
+  /**
+   * The elements of a complex value: known names, JSON shapes, cardinality, then each occurrence.
+   * `type` and `holder` are the value's type and definition (for extension contexts).
+   */
   private checkObject(
     obj: Record<string, unknown>,
     children: Map<string, ElementNode>,
@@ -310,6 +325,7 @@ export class InstanceValidator {
     loc: string,
     run: Run,
     resourceRoot: boolean,
+    holder?: ElementNode,
   ): void {
     const groups = new Map<ElementNode, { type: string; value?: unknown; ext?: unknown }>();
     for (const key of Object.keys(obj)) {
@@ -417,6 +433,14 @@ export class InstanceValidator {
       for (let i = 0; i < items.length; i++) {
         const it = items[i] as Item;
         this.checkItem(it, child, it.type, run, false, child.array ? `${at}[${i}]` : at);
+      }
+      if (
+        run.origin === 'base' &&
+        holder &&
+        (child.name === 'extension' || child.name === 'modifierExtension')
+      ) {
+        for (let i = 0; i < items.length; i++)
+          this.checkExtensionContext(items[i]?.value, obj, type, holder, loc, `${at}[${i}]`, run);
       }
       if (child.slices.length > 0) this.checkSlices(items, child, at, run);
     }
@@ -574,6 +598,71 @@ export class InstanceValidator {
     }
   }
 
+  /**
+   * An extension's context (StructureDefinition.context, extensibility.html#context): the element
+   * holding it must be named by an `element` context, by its path (`Patient.name`, `Observation.value[x]`)
+   * or by its type or a type it derives from (`HumanName`, `Element`, `Resource`); an `extension`
+   * context names the URL of the extension holding it. FHIRPath contexts are not evaluated (accepted).
+   */
+  private checkExtensionContext(
+    ext: unknown,
+    holderValue: Record<string, unknown>,
+    holderType: string,
+    holder: ElementNode,
+    holderLoc: string,
+    loc: string,
+    run: Run,
+  ): void {
+    if (!isRecord(ext) || typeof ext.url !== 'string') return;
+    const s = this.structure(ext.url.split('|')[0] ?? ext.url);
+    if (!s || s.type !== 'Extension' || s.contexts.length === 0) return;
+    if (s.contexts.some((c) => c.type === 'fhirpath')) return;
+    const names = this.holderNames(holderType, holder, holderLoc, run);
+    const extra = CONTEXT_ERRATA[s.url] ?? [];
+    const ok = [...s.contexts, ...extra].some((c) => {
+      if (c.type === 'extension') return holderType === 'Extension' && holderValue.url === c.expression;
+      const e = c.expression;
+      // R5-style `profile#path` contexts need the profile to be checked: accepted.
+      return (
+        e === 'Element' ||
+        e === 'Any' ||
+        e.includes('#') ||
+        names.has(e) ||
+        names.has(e.replace(/\[x\]/g, ''))
+      );
+    });
+    if (!ok) {
+      const allowed = s.contexts.map((c) => c.expression).join(', ');
+      this.report(
+        run,
+        'structure',
+        `${loc}: the extension ${ext.url} is not allowed here (it is for ${allowed}; this element is ${[...names].slice(0, 3).join(', ')})`,
+        loc,
+      );
+    }
+  }
+
+  /** The names an element answers to in extension contexts: its paths, its type and that type's ancestors. */
+  private holderNames(type: string, holder: ElementNode, holderLoc: string, run: Run): Set<string> {
+    const rt =
+      isRecord(run.resource) && typeof run.resource.resourceType === 'string'
+        ? run.resource.resourceType
+        : '';
+    const literal = (rt + holderLoc.slice(run.resourceLoc.length))
+      .replace(/\[\d+\]/g, '')
+      .replace(/\.ofType\([^)]*\)/g, '');
+    const names = new Set<string>([literal, holder.path, holder.path.replace(/\[x\]/g, '')]);
+    if (holder.sameAs) names.add(holder.sameAs);
+    if (holder.contentReference) names.add(holder.contentReference.replace(/^.*#/, ''));
+    let t: string | undefined = type;
+    for (let depth = 0; t && depth < 10; depth++) {
+      names.add(t);
+      const base: string | undefined = this.registry.structureDefinition(`${CORE}${t}`)?.baseDefinition;
+      t = base?.startsWith(CORE) ? base.slice(CORE.length) : undefined;
+    }
+    return names;
+  }
+
   private unknownExtensionAllowed(url: string): boolean {
     // A relative url names a part of a complex extension, checked (if at all) by its parent's definition.
     if (!url.includes(':')) return true;
@@ -621,6 +710,19 @@ export class InstanceValidator {
     this.checkValueRules(value, root, 'Extension', loc, run);
   }
 }
+
+/**
+ * Contexts the R4 extension definitions omit although R4's own definitions use the extensions
+ * there (the reference validator corrects the same ones): the type extensions on
+ * ElementDefinition.type, and extensions whose places of use are too many to list.
+ */
+const CONTEXT_ERRATA: Record<string, ExtensionContext[]> = {
+  [`${CORE}structuredefinition-fhir-type`]: [{ type: 'element', expression: 'ElementDefinition.type' }],
+  [`${CORE}regex`]: [{ type: 'element', expression: 'ElementDefinition.type' }],
+  [`${CORE}structuredefinition-normative-version`]: [{ type: 'element', expression: 'Element' }],
+  [`${CORE}capabilitystatement-expectation`]: [{ type: 'element', expression: 'Element' }],
+  [`${CORE}capabilitystatement-prohibited`]: [{ type: 'element', expression: 'Element' }],
+};
 
 const URI_TYPES = new Set(['uri', 'url', 'canonical']);
 const EXAMPLE_HOST =
