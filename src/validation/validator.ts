@@ -17,6 +17,7 @@ import { proseRules } from './rules';
 import { generateSnapshot } from './snapshot';
 import { type Item, extensionUrl, matchesSlice } from './slicing';
 import { TerminologyService } from './terminology';
+import { ucumDifference } from './ucum';
 
 /** Which pass found an issue: the base definition of the type, or a profile the resource claims. */
 export type IssueOrigin = 'base' | 'profile';
@@ -725,6 +726,7 @@ const CONTEXT_ERRATA: Record<string, ExtensionContext[]> = {
 };
 
 const URI_TYPES = new Set(['uri', 'url', 'canonical']);
+const UCUM = 'http://unitsofmeasure.org';
 const EXAMPLE_HOST =
   /^[a-z][a-z0-9+.-]*:\/\/(?:[^/?#@]*@)?(?:[^/?#:]*\.)?example\.(?:org|com|net)(?:[:/?#]|$)/i;
 /**
@@ -761,7 +763,7 @@ function codingsOf(value: unknown, type: string): Array<{ system?: string; code:
 
 /**
  * value - bound, in sign (min/maxValue): numbers, date/time strings of the same precision, and
- * Quantities in the same unit. 0 when they cannot be compared.
+ * Quantities in the same unit or in UCUM units of the same kind. 0 when they cannot be compared.
  */
 function compareValues(v: unknown, bound: unknown): number {
   if (typeof v === 'number' && typeof bound === 'number') return v - bound;
@@ -774,8 +776,17 @@ function compareValues(v: unknown, bound: unknown): number {
   }
   if (isRecord(v) && isRecord(bound) && typeof v.value === 'number' && typeof bound.value === 'number') {
     const unit = (q: Record<string, unknown>): unknown => q.code ?? q.unit;
-    if (unit(bound) !== undefined && unit(v) !== unit(bound)) return 0;
-    return v.value - bound.value;
+    if (unit(bound) === undefined || unit(v) === unit(bound)) return v.value - bound.value;
+    // Different UCUM units of the same kind (g against kg) compare after conversion.
+    if (
+      v.system === UCUM &&
+      bound.system === UCUM &&
+      typeof v.code === 'string' &&
+      typeof bound.code === 'string'
+    ) {
+      return ucumDifference({ value: v.value, code: v.code }, { value: bound.value, code: bound.code }) ?? 0;
+    }
+    return 0;
   }
   return 0;
 }
