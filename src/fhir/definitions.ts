@@ -41,6 +41,8 @@ export class DefinitionsRegistry {
   private readonly searchParamsByUrl = new Map<string, SearchParameter>();
   private readonly valueSets = new Map<string, ValueSet>();
   private readonly codeSystems = new Map<string, CodeSystem>();
+  /** resourceType -> the profiles every resource of the type must meet (ImplementationGuide.global). */
+  private readonly globals = new Map<string, string[]>();
   /** resourceType -> the Patient compartment's param codes for it (empty: not in the compartment). */
   readonly patientCompartment: ReadonlyMap<string, readonly string[]>;
   private readonly logicalTypes = new Map<string, LogicalResourceType>();
@@ -71,6 +73,10 @@ export class DefinitionsRegistry {
           break;
         case 'CodeSystem':
           if (r.url) this.codeSystems.set(r.url, r);
+          break;
+        case 'ImplementationGuide':
+          for (const g of r.global ?? [])
+            this.globals.set(g.type, [...(this.globals.get(g.type) ?? []), g.profile]);
           break;
         case 'CompartmentDefinition':
           if (r.code === 'Patient') {
@@ -127,6 +133,19 @@ export class DefinitionsRegistry {
 
   searchParameter(type: string, code: string): SearchParameter | undefined {
     return this.searchParams.get(type)?.get(code);
+  }
+
+  /** The profiles held for a resource type (StructureDefinitions constraining it), by canonical URL. */
+  profilesOf(type: string): string[] {
+    const out: string[] = [];
+    for (const sd of this.structureDefinitions.values())
+      if (sd.kind === 'resource' && sd.derivation === 'constraint' && sd.type === type) out.push(sd.url);
+    return out.sort();
+  }
+
+  /** Profiles the held ImplementationGuides declare global for a resource type (ImplementationGuide.global). */
+  globalProfiles(type: string): readonly string[] {
+    return this.globals.get(type) ?? [];
   }
 
   structureDefinition(url: string): StructureDefinition | undefined {
@@ -214,6 +233,7 @@ const CONFORMANCE = new Set([
   'ValueSet',
   'CodeSystem',
   'CompartmentDefinition',
+  'ImplementationGuide',
 ]);
 
 function isConformance(r: FhirResource): boolean {

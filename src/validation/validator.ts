@@ -99,7 +99,10 @@ export class InstanceValidator {
     return s ?? undefined;
   }
 
-  /** Validates a resource against its base definition, the profiles in meta.profile, and `profiles`. */
+  /**
+   * Validates a resource against its base definition, the profiles in meta.profile, `profiles`, and
+   * the profiles the held ImplementationGuides declare global for its type.
+   */
   validate(resource: unknown, profiles: readonly string[] = []): ValidationResult {
     const run: Run = {
       issues: [],
@@ -126,7 +129,7 @@ export class InstanceValidator {
       isRecord(meta) && Array.isArray(meta.profile)
         ? meta.profile.filter((p): p is string => typeof p === 'string')
         : [];
-    for (const url of new Set([...claimed, ...profiles])) {
+    for (const url of new Set([...claimed, ...profiles, ...this.registry.globalProfiles(type)])) {
       if (url === `${CORE}${type}`) continue;
       const s = this.structure(url);
       if (!s) {

@@ -1,3 +1,4 @@
+import type { ImplementationGuide } from 'fhir/r4';
 import {
   errorsOf,
   fixture,
@@ -231,5 +232,31 @@ describe('profiles', () => {
 
   test('a profile for another resource type is an error', () => {
     expect(check('limits', { resourceType: 'Patient' })[0]).toMatch(/is for Observation, not Patient/);
+  });
+});
+
+describe('global profiles (ImplementationGuide.global)', () => {
+  const ig: ImplementationGuide = {
+    resourceType: 'ImplementationGuide',
+    url: 'http://example.org/fhir/ImplementationGuide/study',
+    name: 'Study',
+    status: 'active',
+    packageId: 'example.study',
+    fhirVersion: ['4.0.1'],
+    global: [{ type: 'Observation', profile: `${P}limits` }],
+  };
+  const withIg = validatorWith([limits, ig]);
+
+  test('apply to every resource of the type, without meta.profile, as profile errors', () => {
+    const r = withIg.validate(observation({ valueInteger: 11 }));
+    expect(r.errors).toEqual({ base: 0, profile: 2 }); // identifier missing, value above 10
+    expect(
+      withIg.validate(observation({ identifier: [{ value: 'a' }], valueInteger: 3 })).errors.profile,
+    ).toBe(0);
+  });
+
+  test('and to nothing else', () => {
+    expect(withIg.validate({ resourceType: 'Patient' }).errors).toEqual({ base: 0, profile: 0 });
+    expect(validatorWith([limits]).validate(observation({ valueInteger: 11 })).errors.profile).toBe(0);
   });
 });
