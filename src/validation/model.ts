@@ -40,7 +40,7 @@ export interface ElementNode {
   slices: ElementNode[];
   fixed?: unknown;
   pattern?: unknown;
-  binding?: { strength: string; valueSet?: string };
+  binding?: { strength: string; valueSet?: string; additional?: AdditionalBinding[] };
   constraints: Constraint[];
   maxLength?: number;
   /** minValue[x] / maxValue[x]: a number, a date/time string, or a Quantity. */
@@ -49,6 +49,34 @@ export interface ElementNode {
   contentReference?: string;
   /** The path of the element a resolved contentReference named (Questionnaire.item for item.item). */
   sameAs?: string;
+}
+
+/**
+ * An R5 additional binding (ElementDefinition.binding.additional, carried in R4 by its
+ * cross-version extension): a ValueSet with a purpose (required, maximum, extensible, current...).
+ */
+export interface AdditionalBinding {
+  purpose: string;
+  valueSet: string;
+}
+
+const ADDITIONAL_BINDING = [
+  'http://hl7.org/fhir/5.0/StructureDefinition/extension-ElementDefinition.binding.additional',
+  'http://hl7.org/fhir/tools/StructureDefinition/additional-binding',
+];
+
+/** Additional bindings without a usage context (those with one apply only where it matches: not checked). */
+function additionalBindings(binding: NonNullable<ElementDefinition['binding']>): AdditionalBinding[] {
+  const out: AdditionalBinding[] = [];
+  for (const e of binding.extension ?? []) {
+    if (!ADDITIONAL_BINDING.includes(e.url)) continue;
+    const part = (name: string): NonNullable<typeof e.extension>[number] | undefined =>
+      e.extension?.find((x) => x.url === name);
+    const purpose = part('purpose')?.valueCode;
+    const valueSet = part('valueSet')?.valueCanonical;
+    if (purpose && valueSet && !part('usage')) out.push({ purpose, valueSet });
+  }
+  return out;
 }
 
 /** Where an extension may be used (StructureDefinition.context). */
@@ -142,6 +170,8 @@ function newNode(el: ElementDefinition, rootId: boolean): ElementNode {
   if (el.binding) {
     node.binding = { strength: el.binding.strength };
     if (el.binding.valueSet) node.binding.valueSet = el.binding.valueSet;
+    const additional = additionalBindings(el.binding);
+    if (additional.length > 0) node.binding.additional = additional;
   }
   if (el.contentReference) node.contentReference = el.contentReference;
   return node;

@@ -520,6 +520,16 @@ export class InstanceValidator {
     }
     if (node.binding?.valueSet && node.binding.strength !== 'example')
       this.checkBinding(value, type, node.binding.strength, node.binding.valueSet, loc, run);
+    for (const a of node.binding?.additional ?? []) {
+      // required/maximum: the codes must be in the ValueSet (errors); extensible/current: warnings.
+      const strength =
+        a.purpose === 'required' || a.purpose === 'maximum'
+          ? 'required'
+          : a.purpose === 'extensible' || a.purpose === 'current'
+            ? 'extensible'
+            : undefined;
+      if (strength) this.checkBinding(value, type, strength, a.valueSet, loc, run, 'additional ');
+    }
   }
 
   private checkBinding(
@@ -529,6 +539,7 @@ export class InstanceValidator {
     valueSet: string,
     loc: string,
     run: Run,
+    kind = '',
   ): void {
     const codings = codingsOf(value, type);
     if (codings.length === 0) return;
@@ -551,7 +562,7 @@ export class InstanceValidator {
     this.report(
       run,
       'code-invalid',
-      `${loc}: ${shown} is not in the ${strength} value set ${valueSet}`,
+      `${loc}: ${shown} is not in the ${kind}${strength} value set ${valueSet}`,
       loc,
       severity,
     );

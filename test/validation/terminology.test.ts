@@ -1,6 +1,14 @@
 import type { CodeSystem, ValueSet } from 'fhir/r4';
 import { TerminologyService } from '../../src/validation/terminology';
-import { errorsOf, observation, registryWith, studyResources, validatorWith, warningsOf } from './helpers';
+import {
+  errorsOf,
+  observation,
+  observationProfile,
+  registryWith,
+  studyResources,
+  validatorWith,
+  warningsOf,
+} from './helpers';
 
 /** Bindings (terminologies.html#binding) and the terminology the server holds. */
 const CS = 'http://example.org/fhir/CodeSystem/study-visit';
@@ -129,5 +137,62 @@ describe('terminology', () => {
   test('codes from systems the server does not hold do not fail a binding', () => {
     const r = observation({ code: { coding: [{ system: 'http://snomed.info/sct', code: '27113001' }] } });
     expect(v.validate(r).issues.filter((i) => i.code === 'code-invalid')).toEqual([]);
+  });
+});
+
+describe('additional bindings (R5 binding.additional, as its cross-version extension)', () => {
+  const internal: ValueSet = {
+    resourceType: 'ValueSet',
+    url: 'http://example.org/fhir/ValueSet/internal-codes',
+    status: 'active',
+    compose: { include: [{ system: 'http://loinc.org', concept: [{ code: '100065-2' }] }] },
+  };
+  const additional = (purpose: string, usage = false): Record<string, unknown> => ({
+    url: 'http://hl7.org/fhir/5.0/StructureDefinition/extension-ElementDefinition.binding.additional',
+    extension: [
+      { url: 'purpose', valueCode: purpose },
+      { url: 'valueSet', valueCanonical: internal.url },
+      ...(usage
+        ? [
+            {
+              url: 'usage',
+              valueUsageContext: { code: { code: 'focus' }, valueCodeableConcept: { text: 'x' } },
+            },
+          ]
+        : []),
+    ],
+  });
+  const profile = (id: string, ext: Record<string, unknown>): ReturnType<typeof observationProfile> =>
+    observationProfile(id, [
+      {
+        id: 'Observation.code',
+        binding: {
+          strength: 'example',
+          valueSet: 'http://hl7.org/fhir/ValueSet/observation-codes',
+          extension: [ext],
+        },
+      },
+    ]);
+  const required = profile('ab-required', additional('required'));
+  const extensible = profile('ab-extensible', additional('extensible'));
+  const withUsage = profile('ab-usage', additional('required', true));
+  const va = validatorWith([internal, required, extensible, withUsage]);
+  const obs = (code: string): Record<string, unknown> =>
+    observation({ code: { coding: [{ system: 'http://loinc.org', code }] } });
+
+  test('purpose required: a code outside the ValueSet is an error, inside it is fine', () => {
+    expect(errorsOf(va.validate(obs('100066-0'), [required.url]).issues)).toEqual([
+      expect.objectContaining({
+        diagnostics: expect.stringMatching(/not in the additional required value set/),
+      }),
+    ]);
+    expect(errorsOf(va.validate(obs('100065-2'), [required.url]).issues)).toEqual([]);
+  });
+
+  test('purpose extensible gives a warning; one with a usage context is not applied', () => {
+    const r = va.validate(obs('100066-0'), [extensible.url]);
+    expect(errorsOf(r.issues)).toEqual([]);
+    expect(warningsOf(r.issues).some((i) => /additional extensible/.test(i.diagnostics ?? ''))).toBe(true);
+    expect(errorsOf(va.validate(obs('100066-0'), [withUsage.url]).issues)).toEqual([]);
   });
 });
