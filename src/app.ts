@@ -19,6 +19,7 @@ import { everything } from './operations/everything';
 import * as bulk from './operations/export';
 import * as terminology from './operations/terminology';
 import { validateNeedsPost, validateOperation } from './operations/validate';
+import * as viewExport from './operations/view-export';
 import { isViewRunRequest, viewRun } from './operations/view-run';
 
 type Handler = (ctx: AppContext, req: Request, res: Response) => Promise<void>;
@@ -83,7 +84,12 @@ export function createApp(ctx: AppContext): express.Express {
       fn(ctx, req, res);
   // Negotiate before doing any work: a client that accepts only XML gets 406 up front.
   router.use((req: Request, _res: Response, next: NextFunction) => {
-    if (!isCsvReportRequest(req) && !bulk.isExportFileRequest(req) && !isViewRunRequest(req))
+    if (
+      !isCsvReportRequest(req) &&
+      !bulk.isExportFileRequest(req) &&
+      !isViewRunRequest(req) &&
+      !viewExport.isViewExportFileRequest(req)
+    )
       responseType(req);
     next();
   });
@@ -109,6 +115,11 @@ export function createApp(ctx: AppContext): express.Express {
   router.post('/ViewDefinition/$run', h(viewRun));
   router.get('/ViewDefinition/:id/$run', h(viewRun));
   router.post('/ViewDefinition/:id/$run', h(viewRun));
+  // ViewDefinition/$export (operations/view-export.ts): async, on the bulk export job runner.
+  router.post('/ViewDefinition/$export', h(viewExport.viewExportKickOff));
+  router.get('/ViewDefinition/$export-status/:id', h(viewExport.viewExportStatus));
+  router.delete('/ViewDefinition/$export-status/:id', h(viewExport.viewExportCancel));
+  router.get('/ViewDefinition/$export-file/:id/:name', h(viewExport.viewExportFile));
   // Terminology and $validate (operations/terminology.ts, operations/validate.ts).
   for (const [path, fn] of [
     ['/ValueSet/$expand', terminology.expand],
@@ -150,6 +161,9 @@ export function createApp(ctx: AppContext): express.Express {
     [/^\/[^/]+\/\$validate$/, 'POST'],
     [/^\/ViewDefinition\/\$run$/, 'POST'],
     [/^\/ViewDefinition\/[^/]+\/\$run$/, 'GET, HEAD, POST'],
+    [/^\/ViewDefinition\/\$export$/, 'POST'],
+    [/^\/ViewDefinition\/\$export-status\/[^/]+$/, 'GET, HEAD, DELETE'],
+    [/^\/ViewDefinition\/\$export-file\/[^/]+\/[^/]+$/, 'GET, HEAD'],
     [/^\/[^/]+\/[^/]+\/\$validate$/, 'GET, HEAD, POST'],
     [/^\/(ValueSet|CodeSystem)\/([^/]+\/)?\$(expand|validate-code|lookup|subsumes)$/, 'GET, HEAD, POST'],
     [/^\/?$/, 'GET, HEAD, POST'],

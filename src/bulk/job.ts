@@ -3,12 +3,31 @@ import type { Backend, Collection, Filter } from '../store/backend';
 
 export type JobStatus = 'queued' | 'running' | 'completed' | 'failed';
 
-/** One NDJSON output file of a job: `count` resources in `bytes` bytes (the last checkpoint). */
+/**
+ * One output file of a job: `count` resources (or view rows) in `bytes` bytes (the last
+ * checkpoint). A view's file names its view's output name in `view`.
+ */
 export interface OutputFile {
   type: string;
   name: string;
   count: number;
   bytes: number;
+  view?: string;
+}
+
+/** The row formats a ViewDefinition export writes. */
+export type ViewFileFormat = 'csv' | 'ndjson';
+
+/**
+ * A ViewDefinition of a ViewDefinition/$export job (operations/view-export.ts): its rows over the
+ * plan's resources go to `<name>.<n>.<format>` files instead of the resources themselves.
+ */
+export interface ViewPlan {
+  /** The output name (sql-name), unique within the job. */
+  name: string;
+  /** The ViewDefinition as JSON, fixed at kick-off: a later change of a stored view does not alter the job. */
+  definition: string;
+  format: ViewFileFormat;
 }
 
 /** What to export for one resource type, fixed at kick-off. */
@@ -22,6 +41,8 @@ export interface TypePlan {
   filter: string;
   /** Top-level elements kept (_elements), undefined for all. */
   elements?: string[];
+  /** Write this view's rows rather than the resources. */
+  view?: ViewPlan;
 }
 
 /**
@@ -31,6 +52,10 @@ export interface TypePlan {
  */
 export interface BulkJob {
   _id: string;
+  /** 'view' for ViewDefinition/$export jobs; absent for bulk data $export jobs. */
+  kind?: 'view';
+  /** ViewDefinition/$export: the client's clientTrackingId, echoed in the status. */
+  clientTrackingId?: string;
   status: JobStatus;
   /** The agent (`who`) that started it; only that agent may see the status, cancel or download. */
   owner: string;

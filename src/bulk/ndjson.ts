@@ -2,16 +2,20 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { OutputFile } from './job';
 
-/** Job ids are UUIDs; file names are `<Type>.<n>.ndjson` or `errors.ndjson`. Nothing else reaches a path. */
+/**
+ * Job ids are UUIDs; file names are `<Type>.<n>.ndjson`, `errors.ndjson` or, for view exports,
+ * `<view name>.<n>.csv|ndjson` (names are sql-names). Nothing else reaches a path.
+ */
 const JOB_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const FILE_NAME = /^(?:[A-Z][A-Za-z]{1,63}\.\d{1,6}|errors)\.ndjson$/;
+const VIEW_FILE_NAME = /^[A-Za-z][A-Za-z0-9_]{0,63}\.\d{1,6}\.(?:csv|ndjson)$/;
 
 export function isJobId(id: string): boolean {
   return JOB_ID.test(id);
 }
 
 export function isOutputName(name: string): boolean {
-  return FILE_NAME.test(name);
+  return FILE_NAME.test(name) || VIEW_FILE_NAME.test(name);
 }
 
 /** The output files of one job live in BULK_DIR/<job id>/. */

@@ -7,8 +7,24 @@ import { Deidentifier, Pseudonymizer } from '../operations/deidentify';
 import type { Filter } from '../store/backend';
 import type { CurrentDoc } from '../store/documents';
 import type { ResourceStore } from '../store/resource-store';
+import { parseViewDefinition } from '../views/definition';
+import { headerLine, rowLine } from '../views/output';
+import { compileView } from '../views/runner';
 import { JobStore, type BulkJob, type OutputFile, type TypePlan } from './job';
 import { OutputDir } from './ndjson';
+
+/** How one plan's resources become lines of its files: the resources as NDJSON, or a view's rows. */
+interface PlanOutput {
+  /** Which files are this plan's: an OutputFile's `view ?? type`. */
+  key: string;
+  view?: string;
+  fileName(n: number): string;
+  /** Written first in every file (a CSV header row), or ''. */
+  header: string;
+  lines(resource: Resource): string[];
+}
+
+const keyOf = (f: OutputFile): string => f.view ?? f.type;
 
 export interface RunnerDeps {
   config: Config;
@@ -156,6 +172,7 @@ export class BulkRunner {
     plan: TypePlan,
     transform: (r: Resource) => Resource | null,
   ): Promise<boolean> {
+    const out = this.output(plan, transform);
     let filter = JSON.parse(plan.filter) as Filter;
     if (job.lastId !== undefined) filter = { $and: [filter, { _id: { $gt: job.lastId } }] };
     const chunk = this.deps.config.bulk.chunk;
@@ -163,44 +180,79 @@ export class BulkRunner {
     for await (const doc of this.deps.store.current(plan.type).stream(filter, { sort: { _id: 1 } })) {
       batch.push(doc);
       if (batch.length < chunk) continue;
-      await this.writeChunk(job, plan, batch, transform);
+      await this.writeChunk(job, plan, batch, out);
       batch = [];
       await yieldToRequests();
       if (this.halted(job._id)) return false;
     }
-    if (batch.length > 0) await this.writeChunk(job, plan, batch, transform);
+    if (batch.length > 0) await this.writeChunk(job, plan, batch, out);
+    // Every view gets its file, also when it has no rows (a CSV header tells the columns).
+    if (plan.view && !job.files.some((f) => keyOf(f) === out.key)) {
+      const file = this.newFile(job, plan, out);
+      await this.files.append(job._id, file.name, out.header);
+      file.bytes = Buffer.byteLength(out.header);
+      await this.checkpoint(job);
+    }
     return true;
   }
 
-  private async writeChunk(
-    job: BulkJob,
-    plan: TypePlan,
-    docs: CurrentDoc[],
-    transform: (r: Resource) => Resource | null,
-  ): Promise<void> {
+  private output(plan: TypePlan, transform: (r: Resource) => Resource | null): PlanOutput {
+    const view = plan.view;
+    if (view) {
+      const compiled = compileView(parseViewDefinition(JSON.parse(view.definition)));
+      return {
+        key: view.name,
+        view: view.name,
+        fileName: (n) => `${view.name}.${n}.${view.format}`,
+        header: headerLine(view.format, compiled.columns),
+        lines: (resource) => {
+          const r = transform(resource);
+          return r ? compiled.rows(r).map((row) => rowLine(view.format, compiled.columns, row)) : [];
+        },
+      };
+    }
+    return {
+      key: plan.type,
+      fileName: (n) => `${plan.type}.${n}.ndjson`,
+      header: '',
+      lines: (resource) => {
+        let r = transform(resource);
+        if (!r) return [];
+        if (plan.elements) r = subset(r, this.deps.registry, undefined, plan.elements);
+        return [`${JSON.stringify(r)}\n`];
+      },
+    };
+  }
+
+  private newFile(job: BulkJob, plan: TypePlan, out: PlanOutput): OutputFile {
+    const n = job.files.filter((f) => keyOf(f) === out.key).length + 1;
+    const file: OutputFile = { type: plan.type, name: out.fileName(n), count: 0, bytes: 0 };
+    if (out.view) file.view = out.view;
+    job.files.push(file);
+    return file;
+  }
+
+  private async writeChunk(job: BulkJob, plan: TypePlan, docs: CurrentDoc[], out: PlanOutput): Promise<void> {
     const { fileMaxResources, fileMaxBytes } = this.deps.config.bulk;
     const pending = new Map<OutputFile, string[]>();
     let file = job.files.at(-1);
-    if (file?.type !== plan.type) file = undefined;
+    if (file && keyOf(file) !== out.key) file = undefined;
     let fileBytes = file?.bytes ?? 0;
     for (const doc of docs) {
       if (!doc.resource) continue;
-      let r = transform(doc.resource);
-      if (!r) continue;
-      if (plan.elements) r = subset(r, this.deps.registry, undefined, plan.elements);
-      const line = `${JSON.stringify(r)}\n`;
-      if (!file || file.count >= fileMaxResources || fileBytes >= fileMaxBytes) {
-        const n = job.files.filter((f) => f.type === plan.type).length + 1;
-        file = { type: plan.type, name: `${plan.type}.${n}.ndjson`, count: 0, bytes: 0 };
-        job.files.push(file);
-        fileBytes = 0;
+      for (const line of out.lines(doc.resource)) {
+        if (!file || file.count >= fileMaxResources || fileBytes >= fileMaxBytes) {
+          file = this.newFile(job, plan, out);
+          pending.set(file, out.header ? [out.header] : []);
+          fileBytes = Buffer.byteLength(out.header);
+        }
+        const lines = pending.get(file) ?? [];
+        lines.push(line);
+        pending.set(file, lines);
+        file.count += 1;
+        fileBytes += Buffer.byteLength(line);
+        job.written += 1;
       }
-      const lines = pending.get(file) ?? [];
-      lines.push(line);
-      pending.set(file, lines);
-      file.count += 1;
-      fileBytes += Buffer.byteLength(line);
-      job.written += 1;
     }
     for (const [f, lines] of pending) {
       const text = lines.join('');

@@ -192,7 +192,9 @@ export function kickOff(level: ExportLevel) {
 async function ownJob(ctx: AppContext, res: Response, id: string): Promise<BulkJob> {
   noteAccess(res, { interaction: 'operation', operation: 'export' });
   const job = isJobId(id) ? await runnerOf(ctx).jobs.get(id) : null;
-  if (!job || job.owner !== accessOf(res).agent.who) throw notFound(`No export job ${id.slice(0, 64)}`);
+  // ViewDefinition/$export jobs (kind 'view') have their own status and file URLs (operations/view-export.ts).
+  if (!job || job.kind === 'view' || job.owner !== accessOf(res).agent.who)
+    throw notFound(`No export job ${id.slice(0, 64)}`);
   return job;
 }
 

@@ -11,6 +11,7 @@ import { VIEW_DEFINITION } from '../views/resource-type';
 import { compileView } from '../views/runner';
 import { Deidentifier, EXCLUDED_TYPES, Pseudonymizer } from './deidentify';
 import { operationInput, paramString } from './params';
+import { viewExportOperations } from './view-export';
 import {
   groupMembers,
   INSTANT,
@@ -160,5 +161,6 @@ export function viewOperations(type: string): CapabilityStatementRestResourceOpe
         'inline resource parameters; patient, group, _since, _limit, _deidentify=safe-harbor; _format json ' +
         '(default), ndjson or csv. Every run is audited with the view and the row count.',
     },
+    ...viewExportOperations(),
   ];
 }

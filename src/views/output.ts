@@ -33,6 +33,19 @@ export function csvField(v: unknown): string {
   return /[",\r\n]/.test(s) || s !== s.trim() ? `"${s.replace(/"/g, '""')}"` : s;
 }
 
+/** The first line of a file or body: CSV's header row; nothing for the other formats. */
+export function headerLine(format: RowFormat, columns: readonly string[]): string {
+  return format === 'csv' ? `${columns.map(csvField).join(',')}\r\n` : '';
+}
+
+/** One row as a CSV line or a JSON object (NDJSON adds the line break), columns in view order. */
+export function rowLine(format: RowFormat, columns: readonly string[], row: Row): string {
+  const ordered = columns.map((c) => row[c] ?? null);
+  if (format === 'csv') return `${ordered.map(csvField).join(',')}\r\n`;
+  const obj = JSON.stringify(Object.fromEntries(columns.map((c, i) => [c, ordered[i]])));
+  return format === 'ndjson' ? `${obj}\n` : obj;
+}
+
 /** Builds the body chunk by chunk, so the caller can feed rows as they are produced. */
 export class RowWriter {
   private readonly chunks: string[] = [];
@@ -42,8 +55,7 @@ export class RowWriter {
     readonly format: RowFormat,
     private readonly columns: string[],
   ) {
-    if (format === 'csv') this.chunks.push(`${columns.map(csvField).join(',')}\r\n`);
-    if (format === 'json') this.chunks.push('[');
+    this.chunks.push(format === 'json' ? '[' : headerLine(format, columns));
   }
 
   get rows(): number {
@@ -51,13 +63,8 @@ export class RowWriter {
   }
 
   write(row: Row): void {
-    const ordered = this.columns.map((c) => row[c] ?? null);
-    if (this.format === 'csv') this.chunks.push(`${ordered.map(csvField).join(',')}\r\n`);
-    else {
-      const obj = JSON.stringify(Object.fromEntries(this.columns.map((c, i) => [c, ordered[i]])));
-      if (this.format === 'ndjson') this.chunks.push(`${obj}\n`);
-      else this.chunks.push(this.count === 0 ? obj : `,${obj}`);
-    }
+    const line = rowLine(this.format, this.columns, row);
+    this.chunks.push(this.format === 'json' && this.count > 0 ? `,${line}` : line);
     this.count++;
   }
 
