@@ -2,6 +2,7 @@ import type { OperationOutcomeIssue } from 'fhir/r4';
 import type { DefinitionsRegistry } from '../fhir/definitions';
 import { issue } from '../fhir/errors';
 import { isRecord } from '../search/types/common';
+import { BundleIndex, bundleReferenceIssues } from './bundle-refs';
 import { jsonContains, jsonEqual } from './compare';
 import { InvariantEngine } from './invariants';
 import { jsonRepresentationIssues } from './json-rules';
@@ -76,6 +77,9 @@ export class InstanceValidator {
   private readonly constraintCache = new Map<ElementNode, Map<string, Constraint[]>>();
   readonly terminology: TerminologyService;
   readonly invariants = new InvariantEngine();
+  private readonly bundleIndexes = new WeakMap<object, BundleIndex>();
+  /** Nesting of target-profile checks (a target's own references are checked up to a depth). */
+  private targetDepth = 0;
 
   constructor(
     private readonly registry: DefinitionsRegistry,
@@ -161,11 +165,13 @@ export class InstanceValidator {
   conformsTo(value: unknown, profile: string, outer: Run): boolean | undefined {
     const s = this.structure(profile);
     if (!s) return undefined;
+    // A resource (a Bundle entry's, a reference's target) is its own %resource and container.
+    const isResource = isRecord(value) && typeof value.resourceType === 'string';
     const run: Run = {
       issues: [],
       origin: 'profile',
-      resource: outer.resource,
-      container: outer.container,
+      resource: isResource ? value : outer.resource,
+      container: isResource ? value : outer.container,
       root: outer.root,
       resourceLoc: outer.resourceLoc,
       probe: true,
@@ -184,6 +190,8 @@ export class InstanceValidator {
     severity: OperationOutcomeIssue['severity'] = 'error',
   ): void {
     if (run.issues.length >= MAX_ISSUES) return;
+    // A probe only asks whether there is an error (and stops at the first): warnings do not count.
+    if (run.probe && severity !== 'error' && severity !== 'fatal') return;
     run.issues.push({ ...issue(code, msg, severity, [loc]), origin: run.origin });
   }
 
@@ -303,6 +311,10 @@ export class InstanceValidator {
       if (type === 'Reference') this.checkReference(value, node, loc, run);
       if (run.origin === 'base' && PROSE_TYPES.has(type)) {
         for (const p of proseRules(type, value, loc)) this.report(run, p.code, p.message, p.expression);
+        if (type === 'Bundle') {
+          for (const p of bundleReferenceIssues(value, loc, this.bundleIndex(value)))
+            this.report(run, p.code, p.message, p.expression);
+        }
       }
       if (type === 'Extension') this.checkExtension(value, node, loc, run);
     }
@@ -570,6 +582,7 @@ export class InstanceValidator {
 
   private checkReference(value: Record<string, unknown>, node: ElementNode, loc: string, run: Run): void {
     const ref = value.reference;
+    if (run.origin === 'profile' && typeof ref === 'string') this.checkTargetProfiles(ref, node, loc, run);
     if (typeof ref !== 'string' || ref.startsWith('urn:') || ref.includes('?')) return;
     const allowed = new Set<string>();
     for (const t of node.types) {
@@ -611,6 +624,50 @@ export class InstanceValidator {
         `${loc}.reference`,
       );
     }
+  }
+
+  private bundleIndex(bundle: Record<string, unknown>): BundleIndex {
+    let index = this.bundleIndexes.get(bundle);
+    if (!index) {
+      index = new BundleIndex(bundle);
+      this.bundleIndexes.set(bundle, index);
+    }
+    return index;
+  }
+
+  /**
+   * Target profiles (Reference(BundlePatient)) of a reference that resolves to another entry of
+   * the Bundle being validated: the target must conform to one of those for its type. References
+   * outside the Bundle are not read (no reads during validation).
+   */
+  private checkTargetProfiles(ref: string, node: ElementNode, loc: string, run: Run): void {
+    const root = run.root;
+    if (ref.startsWith('#') || !isRecord(root) || root.resourceType !== 'Bundle' || root === run.resource)
+      return;
+    const profiles = node.types.filter((t) => t.code === 'Reference').flatMap((t) => t.targetProfiles);
+    if (profiles.length === 0 || this.targetDepth > 2) return;
+    const index = this.bundleIndex(root);
+    const { exact, loose } = index.resolve(ref, index.entryOf(run.resource)?.fullUrl);
+    const targets = exact.length > 0 ? exact : loose;
+    const target = targets.length === 1 ? targets[0]?.resource : undefined;
+    if (!target) return;
+    const forType = profiles.filter(
+      (p) => this.registry.structureDefinition(p)?.type === target.resourceType,
+    );
+    // Its plain type is allowed (or its type is not: the base pass says so).
+    if (forType.length === 0 || forType.some((p) => p === `${CORE}${String(target.resourceType)}`)) return;
+    this.targetDepth++;
+    try {
+      if (forType.some((p) => this.conformsTo(target, p, run) === true)) return;
+    } finally {
+      this.targetDepth--;
+    }
+    this.report(
+      run,
+      'structure',
+      `${loc}: the referenced ${String(target.resourceType)} (${ref}) does not conform to ${forType.join(' or ')}`,
+      `${loc}.reference`,
+    );
   }
 
   /**
