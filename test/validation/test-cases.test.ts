@@ -6,7 +6,7 @@ import { TEST_CASES_DIR, runCases, selectedCases } from './test-cases';
  * test-cases.ts): agreement with the Java reference validator on valid/invalid. README.md records
  * the figure; this test fails if agreement drops below it.
  */
-const RECORDED_AGREEMENT = 0.89;
+const RECORDED_AGREEMENT = 0.905;
 
 const present = fs.existsSync(`${TEST_CASES_DIR}/manifest-r4.json`);
 if (!present)
