@@ -16,10 +16,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { HttpClient } from './lib/http-client';
-import type { PhaseResult } from './lib/phase';
+import { type PhaseResult, useServerCpuClock } from './lib/phase';
 import { Random } from './lib/random';
 import type { ScenarioOptions } from './lib/scenario';
-import { type RunningServer, directorySize, ensureBuilt, startServer } from './lib/server';
+import { type RunningServer, directorySize, ensureBuilt, readCpuMs, startServer } from './lib/server';
 import { benchSmart } from './lib/smart';
 import { findScenario, scenarios } from './scenarios';
 
@@ -86,13 +86,14 @@ function formatBytes(bytes: number): string {
 function formatTable(report: Report): string {
   const { options, environment: env, server } = report;
   const rows = [
-    ['phase', 'requests', 'res/s', 'p50 ms', 'p99 ms', ''],
+    ['phase', 'requests', 'res/s', 'p50 ms', 'p99 ms', 'cpu ms/req', ''],
     ...report.phases.map((phase) => [
       phase.name,
       String(phase.count),
       phase.perSecond.toFixed(0),
       phase.medianMs.toFixed(2),
       phase.p99Ms.toFixed(2),
+      phase.cpuMsPerRequest === undefined ? '-' : phase.cpuMsPerRequest.toFixed(3),
       phase.rounds.length > 1 ? `median of ${phase.rounds.length} rounds` : '',
     ]),
   ];
@@ -100,7 +101,7 @@ function formatTable(report: Report): string {
   const lines = rows.map((row) =>
     row
       // Names and notes left-aligned, numbers right-aligned.
-      .map((cell, col) => (col === 0 || col === 5 ? cell.padEnd : cell.padStart).call(cell, widths[col] ?? 0))
+      .map((cell, col) => (col === 0 || col === 6 ? cell.padEnd : cell.padStart).call(cell, widths[col] ?? 0))
       .join('  ')
       .trimEnd(),
   );
@@ -177,7 +178,10 @@ async function main(): Promise<number> {
         if (o)
           console.log(
             `${phase.name}: ${otherLabel} ${o.perSecond.toFixed(0)} res/s vs ${baseLabel} ${phase.perSecond.toFixed(0)} res/s` +
-              ` (ratio ${(o.perSecond / phase.perSecond).toFixed(2)})`,
+              ` (ratio ${(o.perSecond / phase.perSecond).toFixed(2)})` +
+              (o.cpuMsPerRequest !== undefined && phase.cpuMsPerRequest !== undefined
+                ? `; server CPU ${o.cpuMsPerRequest.toFixed(3)} vs ${phase.cpuMsPerRequest.toFixed(3)} ms/req (ratio ${(phase.cpuMsPerRequest / o.cpuMsPerRequest).toFixed(2)})`
+                : ''),
           );
       }
     }
@@ -210,6 +214,8 @@ async function runOnce(
       env: { ...smart?.env, AUDIT: audit },
     });
     const client = new HttpClient(server.baseUrl, options.concurrency, undefined, smart?.headers);
+    const pid = server.pid;
+    useServerCpuClock(() => readCpuMs(pid));
     let phases: PhaseResult[];
     try {
       phases = await scenario.run({ client, options, random: new Random(options.seed), log });
@@ -219,6 +225,7 @@ async function runOnce(
       throw new Error(`server died (${exit}); its last output:\n${server.outputTail()}`, { cause: error });
     } finally {
       client.close();
+      useServerCpuClock(undefined);
     }
     const peakRssBytes = await server.peakRssBytes();
     await server.stop();

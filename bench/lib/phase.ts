@@ -5,6 +5,18 @@ import { median, summarizeLatencies } from './stats';
 export interface Timings {
   seconds: number;
   latenciesMs: number[];
+  /** CPU time the server spent meanwhile (user + system), when the runner can read it. */
+  serverCpuMs?: number;
+}
+
+let serverCpuClock: (() => number | undefined) | undefined;
+
+/**
+ * The runner sets this to read the server's CPU time so far (ms). Rounds then report CPU per
+ * request, which a busy machine disturbs much less than requests per second.
+ */
+export function useServerCpuClock(clock: (() => number | undefined) | undefined): void {
+  serverCpuClock = clock;
 }
 
 export interface RoundResult {
@@ -14,6 +26,8 @@ export interface RoundResult {
   medianMs: number;
   p99Ms: number;
   maxMs: number;
+  /** Server CPU milliseconds per request (or per resource, for phases counted in resources). */
+  cpuMsPerRequest?: number;
 }
 
 /** One phase of a scenario; the summary fields are medians over its rounds. */
@@ -23,6 +37,7 @@ export interface PhaseResult {
   perSecond: number;
   medianMs: number;
   p99Ms: number;
+  cpuMsPerRequest?: number;
   rounds: RoundResult[];
 }
 
@@ -53,16 +68,22 @@ export async function runConcurrently(
       latenciesMs[index] = performance.now() - start;
     }
   };
+  const cpuBefore = serverCpuClock?.();
   const start = performance.now();
   await Promise.all(Array.from({ length: Math.min(concurrency, count) }, worker));
-  return { seconds: (performance.now() - start) / 1000, latenciesMs };
+  const seconds = (performance.now() - start) / 1000;
+  const cpuAfter = serverCpuClock?.();
+  const serverCpuMs = cpuBefore !== undefined && cpuAfter !== undefined ? cpuAfter - cpuBefore : undefined;
+  return { seconds, latenciesMs, serverCpuMs };
 }
 
 /** Timings of batches run one after the other, as if they were one batch. */
 export function concatTimings(parts: readonly Timings[]): Timings {
+  const cpu = parts.map((part) => part.serverCpuMs);
   return {
     seconds: parts.reduce((sum, part) => sum + part.seconds, 0),
     latenciesMs: parts.flatMap((part) => part.latenciesMs),
+    serverCpuMs: cpu.every((ms) => ms !== undefined) ? cpu.reduce((sum, ms) => sum + ms, 0) : undefined,
   };
 }
 
@@ -75,6 +96,10 @@ export function toRound(timings: Timings): RoundResult {
     medianMs: latency.medianMs,
     p99Ms: latency.p99Ms,
     maxMs: latency.maxMs,
+    cpuMsPerRequest:
+      timings.serverCpuMs !== undefined && latency.count > 0
+        ? timings.serverCpuMs / latency.count
+        : undefined,
   };
 }
 
@@ -85,6 +110,9 @@ export function toPhase(name: string, rounds: readonly RoundResult[]): PhaseResu
     perSecond: median(rounds.map((r) => r.perSecond)),
     medianMs: median(rounds.map((r) => r.medianMs)),
     p99Ms: median(rounds.map((r) => r.p99Ms)),
+    cpuMsPerRequest: rounds.every((r) => r.cpuMsPerRequest !== undefined)
+      ? median(rounds.map((r) => r.cpuMsPerRequest ?? 0))
+      : undefined,
     rounds: [...rounds],
   };
 }
