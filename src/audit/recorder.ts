@@ -197,17 +197,21 @@ export class AuditRecorder {
   }
 
   /**
-   * Embedded engine: every write below is applied and queued on the journal before this returns
-   * (the engine does that synchronously per call), so journal order is chain order.
+   * Embedded engine: the batch is one transaction, so one journal record (in which the history copy
+   * of each event is a back-reference to its current document) and one commit. The engine stages
+   * session writes synchronously and the commit runs in the microtasks right after, before any
+   * later batch is flushed (flushes run from setImmediate), so journal order is chain order.
    */
   private writeOrdered(a: Assigned): Promise<void> {
-    const writes: Array<Promise<unknown>> = [];
-    for (let i = 0; i < a.docs.length; i++) {
-      writes.push(this.history.insertOne(a.versions[i] as HistoryDoc));
-      writes.push(this.events.insertOne(a.docs[i] as AuditDoc));
-    }
-    writes.push(this.chain.replaceOne({ _id: 'head' }, a.head, { upsert: true }));
-    return Promise.all(writes).then(() => undefined);
+    return this.store.backend.withTransaction(async (session) => {
+      const writes: Array<Promise<unknown>> = [];
+      for (let i = 0; i < a.docs.length; i++) {
+        writes.push(this.events.insertOne(a.docs[i] as AuditDoc, { session }));
+        writes.push(this.history.insertOne(a.versions[i] as HistoryDoc, { session }));
+      }
+      writes.push(this.chain.replaceOne({ _id: 'head' }, a.head, { upsert: true, session }));
+      await Promise.all(writes);
+    });
   }
 
   private async writeSerial(a: Assigned): Promise<void> {
