@@ -527,10 +527,10 @@ function sortAndPage<T>(docs: Doc[], options: FindOptions | undefined): T[] {
   const sort = options?.sort && Object.keys(options.sort).length > 0 ? options.sort : undefined;
   // Scalar sort keys (ids, instants, precomputed search sort keys) are sorted here, each key
   // computed once; anything else goes through mingo's cursor.
-  const sorted = sort ? sortByScalarKeys(docs, sort) : docs;
+  const from = options?.skip ?? 0;
+  const sorted = sort ? sortByScalarKeys(docs, sort, options?.limit ? from + options.limit : Infinity) : docs;
   let out: Doc[];
   if (sorted) {
-    const from = options?.skip ?? 0;
     out = sorted.slice(from, options?.limit ? from + options.limit : undefined);
   } else {
     let cursor = new Query({}, {}).find<Doc>(docs);

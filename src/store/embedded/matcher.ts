@@ -13,31 +13,28 @@ export type Predicate = (doc: unknown) => boolean;
 
 class Unsupported extends Error {}
 
-/** Values present at a dotted path, descending through arrays of objects. */
-function resolve(doc: unknown, parts: readonly string[], i: number, out: unknown[]): void {
-  if (i === parts.length) {
-    out.push(doc);
-    return;
-  }
+/**
+ * Whether `test` holds for some value present at a dotted path (descending through arrays of
+ * objects, as MongoDB does). Visits without collecting: a search tests thousands of documents.
+ */
+function someAt(doc: unknown, parts: readonly string[], i: number, test: (v: unknown) => boolean): boolean {
+  if (i === parts.length) return test(doc);
   if (Array.isArray(doc)) {
     for (const e of doc)
-      if (e !== null && typeof e === 'object' && !Array.isArray(e)) resolve(e, parts, i, out);
-    return;
+      if (e !== null && typeof e === 'object' && !Array.isArray(e) && someAt(e, parts, i, test)) return true;
+    return false;
   }
-  if (doc === null || typeof doc !== 'object') return;
+  if (doc === null || typeof doc !== 'object') return false;
   const key = parts[i] as string;
-  if (!Object.prototype.hasOwnProperty.call(doc, key)) return;
-  resolve((doc as Doc)[key], parts, i + 1, out);
+  if (!Object.prototype.hasOwnProperty.call(doc, key)) return false;
+  return someAt((doc as Doc)[key], parts, i + 1, test);
 }
 
-/** The values a scalar operator looks at: each resolved value, and the elements of resolved arrays. */
-function leaves(values: unknown[]): unknown[] {
-  const out: unknown[] = [];
-  for (const v of values) {
-    if (Array.isArray(v)) for (const e of v) out.push(e);
-    else out.push(v);
-  }
-  return out;
+/** What a scalar operator looks at in a value: the value itself, or each element of an array. */
+function someLeaf(v: unknown, test: (x: unknown) => boolean): boolean {
+  if (!Array.isArray(v)) return test(v);
+  for (const e of v) if (test(e)) return true;
+  return false;
 }
 
 function isScalar(v: unknown): v is string | number | boolean {
@@ -48,7 +45,9 @@ function isPlainObject(v: unknown): v is Doc {
   return v !== null && typeof v === 'object' && !Array.isArray(v);
 }
 
-type LeafTest = (values: unknown[]) => boolean;
+/** A test of the values at one path: `any(test)` asks whether some value there passes `test`. */
+type Values = (test: (v: unknown) => boolean) => boolean;
+type LeafTest = (values: Values) => boolean;
 
 function comparison(op: string, bound: unknown): LeafTest {
   if (typeof bound !== 'number' && typeof bound !== 'string') throw new Unsupported();
@@ -61,29 +60,34 @@ function comparison(op: string, bound: unknown): LeafTest {
         : op === '$lt'
           ? (x: number | string) => x < bound
           : (x: number | string) => x <= bound;
-  return (values) => leaves(values).some((x) => typeof x === t && cmp(x as number | string));
+  const leaf = (x: unknown): boolean => typeof x === t && cmp(x as number | string);
+  return (values) => values((v) => someLeaf(v, leaf));
 }
 
 function operatorTest(op: string, arg: unknown): LeafTest {
   switch (op) {
     case '$eq': {
       if (!isScalar(arg)) throw new Unsupported();
-      return (values) => leaves(values).some((x) => x === arg);
+      const leaf = (x: unknown): boolean => x === arg;
+      return (values) => values((v) => someLeaf(v, leaf));
     }
     case '$ne': {
       if (!isScalar(arg)) throw new Unsupported();
-      return (values) => !leaves(values).some((x) => x === arg);
+      const leaf = (x: unknown): boolean => x === arg;
+      return (values) => !values((v) => someLeaf(v, leaf));
     }
     case '$in':
     case '$nin': {
       if (!Array.isArray(arg) || !arg.every(isScalar)) throw new Unsupported();
       const set = new Set<unknown>(arg);
-      const any = (values: unknown[]): boolean => leaves(values).some((x) => set.has(x));
+      const leaf = (x: unknown): boolean => set.has(x);
+      const any = (values: Values): boolean => values((v) => someLeaf(v, leaf));
       return op === '$in' ? any : (values) => !any(values);
     }
     case '$exists': {
       if (typeof arg !== 'boolean') throw new Unsupported();
-      return (values) => values.length > 0 === arg;
+      const present = (values: Values): boolean => values(() => true);
+      return arg ? present : (values) => !present(values);
     }
     case '$gt':
     case '$gte':
@@ -101,7 +105,12 @@ function operatorTest(op: string, arg: unknown): LeafTest {
       )
         ? conditionOnValue(arg)
         : compileFilter(arg);
-      return (values) => values.some((v) => Array.isArray(v) && v.some((e) => element(e)));
+      const holds = (v: unknown): boolean => {
+        if (!Array.isArray(v)) return false;
+        for (const e of v) if (element(e)) return true;
+        return false;
+      };
+      return (values) => values(holds);
     }
     default:
       throw new Unsupported();
@@ -111,7 +120,11 @@ function operatorTest(op: string, arg: unknown): LeafTest {
 /** All operators of `cond` applied to a single value (inside $elemMatch). */
 function conditionOnValue(cond: Doc): Predicate {
   const tests = Object.entries(cond).map(([op, arg]) => operatorTest(op, arg));
-  return (v) => tests.every((t) => t([v]));
+  return (v) => {
+    const values: Values = (test) => test(v);
+    for (const t of tests) if (!t(values)) return false;
+    return true;
+  };
 }
 
 function fieldCondition(path: string, cond: unknown): Predicate {
@@ -131,8 +144,9 @@ function fieldCondition(path: string, cond: unknown): Predicate {
     if (entries.filter(([k]) => k !== '$options').length > 1) throw new Unsupported();
     if (entries.some(([k]) => k === '$options')) {
       const re = regexOf(cond);
+      const leaf = (x: unknown): boolean => typeof x === 'string' && re.test(x);
       tests = [
-        (values) => leaves(values).some((x) => typeof x === 'string' && re.test(x)),
+        (values) => values((v) => someLeaf(v, leaf)),
         ...entries
           .filter(([k]) => k !== '$regex' && k !== '$options')
           .map(([op, arg]) => operatorTest(op, arg)),
@@ -141,7 +155,8 @@ function fieldCondition(path: string, cond: unknown): Predicate {
       tests = entries.map(([op, arg]) => {
         if (op === '$regex') {
           const re = regexOf(cond);
-          return (values: unknown[]) => leaves(values).some((x) => typeof x === 'string' && re.test(x));
+          const leaf = (x: unknown): boolean => typeof x === 'string' && re.test(x);
+          return (values: Values) => values((v) => someLeaf(v, leaf));
         }
         return operatorTest(op, arg);
       });
@@ -149,10 +164,14 @@ function fieldCondition(path: string, cond: unknown): Predicate {
   } else {
     throw new Unsupported();
   }
+  if (tests.length === 1) {
+    const only = tests[0] as LeafTest;
+    return (doc) => only((test) => someAt(doc, parts, 0, test));
+  }
   return (doc) => {
-    const values: unknown[] = [];
-    resolve(doc, parts, 0, values);
-    return tests.every((t) => t(values));
+    const values: Values = (test) => someAt(doc, parts, 0, test);
+    for (const t of tests) if (!t(values)) return false;
+    return true;
   };
 }
 
@@ -170,16 +189,28 @@ function compileFilter(filter: Doc): Predicate {
     if (k === '$and' || k === '$or' || k === '$nor') {
       if (!Array.isArray(v) || v.length === 0 || !v.every(isPlainObject)) throw new Unsupported();
       const subs = (v as Doc[]).map(compileFilter);
-      if (k === '$and') tests.push((d) => subs.every((s) => s(d)));
-      else if (k === '$or') tests.push((d) => subs.some((s) => s(d)));
-      else tests.push((d) => !subs.some((s) => s(d)));
+      const some = (d: unknown): boolean => {
+        for (const sub of subs) if (sub(d)) return true;
+        return false;
+      };
+      if (k === '$and')
+        tests.push((d) => {
+          for (const sub of subs) if (!sub(d)) return false;
+          return true;
+        });
+      else if (k === '$or') tests.push(some);
+      else tests.push((d) => !some(d));
     } else if (k.startsWith('$')) {
       throw new Unsupported();
     } else {
       tests.push(fieldCondition(k, v));
     }
   }
-  return (d) => tests.every((t) => t(d));
+  if (tests.length === 1) return tests[0] as Predicate;
+  return (d) => {
+    for (const t of tests) if (!t(d)) return false;
+    return true;
+  };
 }
 
 /** A fast predicate for `filter`, or undefined when it uses anything outside the subset. */

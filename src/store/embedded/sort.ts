@@ -29,6 +29,12 @@ function compareScalars(a: unknown, b: unknown): number {
  * the field holds something other than scalars: the caller then falls back to mingo.
  */
 function keyFor(doc: Doc, path: string[], dir: 1 | -1): unknown {
+  if (path.length === 1) {
+    // A top-level field (`_id`, `lastUpdated`): no path to walk.
+    const v = doc[path[0] as string];
+    if (v === undefined || v === null) return null;
+    if (!Array.isArray(v)) return typeRank(v) < 0 ? undefined : v;
+  }
   const values = valuesAtPath(doc, path).filter((v) => !Array.isArray(v));
   if (values.length === 0) return null;
   let best: unknown = undefined;
@@ -39,13 +45,33 @@ function keyFor(doc: Doc, path: string[], dir: 1 | -1): unknown {
   return best ?? null;
 }
 
+interface Keyed<D> {
+  doc: D;
+  keys: unknown[];
+}
+
 /**
  * Sorts documents by scalar fields with MongoDB semantics, computing each key once
  * (decorate-sort-undecorate). Returns undefined when a sort field holds non-scalar values.
+ * With `keep`, only the first `keep` documents of the order are returned, selected without sorting
+ * the rest: a search page of 20 out of thousands of matches.
  */
-export function sortByScalarKeys<D extends Doc>(docs: D[], sort: Record<string, 1 | -1>): D[] | undefined {
+export function sortByScalarKeys<D extends Doc>(
+  docs: D[],
+  sort: Record<string, 1 | -1>,
+  keep = Infinity,
+): D[] | undefined {
   const fields = Object.entries(sort).map(([f, dir]) => ({ path: f.split('.'), dir }));
-  const keyed: Array<{ doc: D; keys: unknown[] }> = [];
+  const compare = (x: Keyed<D>, y: Keyed<D>): number => {
+    for (let i = 0; i < fields.length; i++) {
+      const c = compareScalars(x.keys[i], y.keys[i]) * (fields[i] as { dir: 1 | -1 }).dir;
+      if (c !== 0) return c;
+    }
+    return 0;
+  };
+  const partial = keep * 4 < docs.length;
+  // Partial: the best `keep` so far, in order; a document enters only if it beats the last.
+  const keyed: Array<Keyed<D>> = [];
   for (const doc of docs) {
     const keys: unknown[] = [];
     for (const f of fields) {
@@ -53,14 +79,28 @@ export function sortByScalarKeys<D extends Doc>(docs: D[], sort: Record<string, 
       if (k === undefined) return undefined;
       keys.push(k);
     }
-    keyed.push({ doc, keys });
-  }
-  keyed.sort((x, y) => {
-    for (let i = 0; i < fields.length; i++) {
-      const c = compareScalars(x.keys[i], y.keys[i]) * (fields[i] as { dir: 1 | -1 }).dir;
-      if (c !== 0) return c;
+    const entry = { doc, keys };
+    if (!partial) {
+      keyed.push(entry);
+      continue;
     }
-    return 0;
-  });
-  return keyed.map((k) => k.doc);
+    if (keyed.length === keep && compare(entry, keyed[keep - 1] as Keyed<D>) >= 0) continue;
+    // Binary search for the first kept entry that sorts after this one (stable: after equals).
+    let lo = 0;
+    let hi = keyed.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (compare(keyed[mid] as Keyed<D>, entry) <= 0) lo = mid + 1;
+      else hi = mid;
+    }
+    keyed.splice(lo, 0, entry);
+    if (keyed.length > keep) keyed.pop();
+  }
+  if (!partial) keyed.sort(compare);
+  const out: D[] = [];
+  for (const k of keyed) {
+    if (out.length >= keep) break;
+    out.push(k.doc);
+  }
+  return out;
 }
