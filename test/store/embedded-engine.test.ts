@@ -34,6 +34,40 @@ describe('embedded engine', () => {
     await b2.close();
   });
 
+  test('cached answers and their sorted pages never outlive a write to the collection', async () => {
+    const b = await open();
+    const c = b.collection<Item>('items');
+    const other = b.collection<Item>('others');
+    for (let n = 0; n < 40; n++) await c.insertOne({ _id: `i${String(n).padStart(2, '0')}`, n, tag: 'x' });
+    const page = async (skip: number): Promise<string[]> =>
+      (await c.find({ tag: 'x' }, { sort: { n: -1 }, skip, limit: 3 })).map((d) => d._id);
+    // First page (selected), again (sorted once and kept), and a later page from the kept order.
+    expect(await page(0)).toEqual(['i39', 'i38', 'i37']);
+    expect(await page(0)).toEqual(['i39', 'i38', 'i37']);
+    expect(await page(3)).toEqual(['i36', 'i35', 'i34']);
+    expect(await c.countDocuments({ tag: 'x' })).toBe(40);
+    // A write elsewhere keeps the answer; a write here (insert, change, delete) replaces it.
+    await other.insertOne({ _id: 'o', n: 99, tag: 'x' });
+    expect(await page(0)).toEqual(['i39', 'i38', 'i37']);
+    await c.insertOne({ _id: 'new', n: 100, tag: 'x' });
+    expect(await page(0)).toEqual(['new', 'i39', 'i38']);
+    await c.replaceOne({ _id: 'i39' }, { _id: 'i39', n: 39, tag: 'y' });
+    expect(await page(0)).toEqual(['new', 'i38', 'i37']);
+    await c.deleteOne({ _id: 'new' });
+    expect(await page(0)).toEqual(['i38', 'i37', 'i36']);
+    expect(await c.countDocuments({ tag: 'x' })).toBe(39);
+    // Inside a transaction the session's own writes count, and nothing leaks into the cache.
+    await expect(
+      b.withTransaction(async (session) => {
+        await c.insertOne({ _id: 'tx', n: 500, tag: 'x' }, { session });
+        expect((await c.find({ tag: 'x' }, { sort: { n: -1 }, limit: 1, session }))[0]?._id).toBe('tx');
+        throw new Error('abort');
+      }),
+    ).rejects.toThrow('abort');
+    expect(await page(0)).toEqual(['i38', 'i37', 'i36']);
+    await b.close();
+  });
+
   test('filters, sorts and pages with MongoDB semantics', async () => {
     const b = await open();
     const c = b.collection<Item>('items');

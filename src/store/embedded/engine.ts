@@ -14,6 +14,7 @@ import {
   type FindOptions,
   type IndexSpec,
   type Session,
+  type Sort,
   type UpdateDoc,
   type UpdateResult,
   type WriteOptions,
@@ -38,11 +39,23 @@ interface Op {
   doc: Doc | null;
 }
 
+/** A cached answer: the matching documents, and their orders for the sorts asked so far. */
+interface CachedMatch {
+  docs: Doc[];
+  sorted: Map<string, Doc[] | undefined>;
+}
+
+/** Answers kept per collection, and the largest answer kept. */
+const MATCH_CACHE_ENTRIES = 16;
+const MATCH_CACHE_MAX_DOCS = 100_000;
+
 class CollectionData {
   readonly docs = new Map<string, Doc>();
-  /** Bumped on every change; keys the cached last match. */
+  /** Bumped on every change; the cached matches are of one version. */
   version = 0;
-  lastMatch: { key: string; version: number; docs: Doc[] } | undefined;
+  /** Recent answers (filter -> matches), least recently used first, all of version `cachedVersion`. */
+  readonly matches = new Map<string, CachedMatch>();
+  cachedVersion = 0;
   constructor(readonly name: string) {}
   readonly indexes = new Map<string, SecondaryIndex>();
   /** Single-field indexes by field, for the planner. */
@@ -287,17 +300,56 @@ export class EmbeddedBackend implements Backend {
     const cd = this.data.get(c);
     const s = session as EmbeddedSession | undefined;
     const w = s?.writes.get(c);
-    // A search asks for the count and then a page with the same filter: outside sessions the last
-    // answer per collection is kept until the collection changes.
-    if (!w && cd) {
-      const key = JSON.stringify(filter);
-      if (cd.lastMatch && cd.lastMatch.key === key && cd.lastMatch.version === cd.version)
-        return cd.lastMatch.docs;
-      const docs = this.scan(cd, filter, undefined);
-      cd.lastMatch = { key, version: cd.version, docs };
-      return docs;
-    }
+    if (!w && cd) return this.cachedMatch(cd, filter).docs;
     return this.scan(cd, filter, w);
+  }
+
+  /**
+   * The matches of `filter` in `sort` order (undefined when a sort field holds non-scalars), for
+   * the first `keep` of them at least.
+   */
+  sortedMatching(c: string, filter: Filter, sort: Sort, keep: number, session?: Session): Doc[] | undefined {
+    const cd = this.data.get(c);
+    const w = (session as EmbeddedSession | undefined)?.writes.get(c);
+    if (w || !cd) return sortByScalarKeys(this.scan(cd, filter, w), sort, keep);
+    const hit = this.cachedMatch(cd, filter);
+    const sortKey = JSON.stringify(sort);
+    if (hit.sorted.has(sortKey)) return hit.sorted.get(sortKey);
+    // A first page of a large answer is selected without sorting it all; an answer that is paged
+    // further (asked again with the same sort) is sorted once and kept sorted.
+    if (keep * 4 < hit.docs.length && !hit.sorted.has(`?${sortKey}`)) {
+      hit.sorted.set(`?${sortKey}`, undefined);
+      return sortByScalarKeys(hit.docs, sort, keep);
+    }
+    const sorted = sortByScalarKeys(hit.docs, sort);
+    hit.sorted.set(sortKey, sorted);
+    return sorted;
+  }
+
+  /**
+   * Outside sessions, recent answers per collection are kept until the collection changes: a search
+   * asks for the count and then a page with the same filter, clients page through an answer, and
+   * the same searches come again (a ward's list, a dashboard). Any write to the collection drops
+   * them all, so a cached answer is always the current one.
+   */
+  private cachedMatch(cd: CollectionData, filter: Filter): CachedMatch {
+    if (cd.cachedVersion !== cd.version) {
+      cd.matches.clear();
+      cd.cachedVersion = cd.version;
+    }
+    const key = JSON.stringify(filter);
+    const hit = cd.matches.get(key);
+    if (hit) {
+      cd.matches.delete(key);
+      cd.matches.set(key, hit);
+      return hit;
+    }
+    const entry: CachedMatch = { docs: this.scan(cd, filter, undefined), sorted: new Map() };
+    if (entry.docs.length <= MATCH_CACHE_MAX_DOCS) {
+      if (cd.matches.size >= MATCH_CACHE_ENTRIES) cd.matches.delete(cd.matches.keys().next().value as string);
+      cd.matches.set(key, entry);
+    }
+    return entry;
   }
 
   /** Compiled filters, most recently used last: compiling a mingo Query costs more than testing a few documents. */
@@ -523,12 +575,21 @@ function processAlive(pid: number): boolean {
   }
 }
 
-function sortAndPage<T>(docs: Doc[], options: FindOptions | undefined): T[] {
+function sortAndPage<T>(
+  docs: Doc[],
+  options: FindOptions | undefined,
+  sortedScalars?: (sort: Sort, keep: number) => Doc[] | undefined,
+): T[] {
   const sort = options?.sort && Object.keys(options.sort).length > 0 ? options.sort : undefined;
   // Scalar sort keys (ids, instants, precomputed search sort keys) are sorted here, each key
   // computed once; anything else goes through mingo's cursor.
   const from = options?.skip ?? 0;
-  const sorted = sort ? sortByScalarKeys(docs, sort, options?.limit ? from + options.limit : Infinity) : docs;
+  const keep = options?.limit ? from + options.limit : Infinity;
+  const sorted = sort
+    ? sortedScalars
+      ? sortedScalars(sort, keep)
+      : sortByScalarKeys(docs, sort, keep)
+    : docs;
   let out: Doc[];
   if (sorted) {
     out = sorted.slice(from, options?.limit ? from + options.limit : undefined);
@@ -574,7 +635,10 @@ class EmbeddedCollection<T extends BaseDoc> implements Collection<T> {
   }
 
   async find(filter: Filter, options?: FindOptions): Promise<T[]> {
-    return sortAndPage<T>(this.engine.matching(this.name, filter, options?.session), options);
+    const session = options?.session;
+    return sortAndPage<T>(this.engine.matching(this.name, filter, session), options, (sort, keep) =>
+      this.engine.sortedMatching(this.name, filter, sort, keep, session),
+    );
   }
 
   async *stream(filter: Filter, options?: FindOptions): AsyncIterable<T> {
