@@ -28,9 +28,39 @@ interface Model {
 }
 const model = r4 as unknown as Model;
 
-const SIMPLE = /^([A-Z][A-Za-z]+)((?:\.[a-z][A-Za-z0-9]*)+)(?:\.ofType\(([A-Za-z]+)\))?$/;
-const RELATIVE = /^([a-z][A-Za-z0-9]*(?:\.[a-z][A-Za-z0-9]*)*)(?:\.ofType\(([A-Za-z]+)\))?$/;
 const BACKBONE = new Set(['BackboneElement', 'Element']);
+
+/** One step of a plain navigation: `.name`, `.ofType(T)` or `.where(field='literal')`. */
+type Op = { name: string } | { ofType: string } | { where: { field: string; value: string } };
+
+// ofType and where first: their names would otherwise be taken for element names.
+const STEP =
+  /^\.(?:ofType\(([A-Za-z]+)\)|where\(([a-z][A-Za-z0-9]*)='([A-Za-z0-9._:/-]*)'\)|([a-z][A-Za-z0-9]*)(?![A-Za-z0-9(]))/;
+/** `(X as T).rest` and `(X.ofType(T)).rest`, e.g. `(Observation.value as CodeableConcept).text`. */
+const PARENTHESISED = /^\((.+?)(?:\s+as\s+([A-Za-z]+)|\.ofType\(([A-Za-z]+)\))\)(.*)$/;
+
+/** The steps of `rest` (which starts with a dot), or undefined when it is not plain navigation. */
+function parseSteps(rest: string): Op[] | undefined {
+  const ops: Op[] = [];
+  let r = rest;
+  while (r.length > 0) {
+    const m = STEP.exec(r);
+    if (!m) return undefined;
+    if (m[1]) ops.push({ ofType: m[1] });
+    else if (m[2]) ops.push({ where: { field: m[2], value: m[3] ?? '' } });
+    else if (m[4]) ops.push({ name: m[4] });
+    r = r.slice(m[0].length);
+  }
+  return ops;
+}
+
+/** The expression without whitespace outside string literals; undefined if a literal holds any. */
+function compact(expression: string): string | undefined {
+  const p = PARENTHESISED.exec(expression.trim());
+  const e = p ? `${p[1]}.ofType(${p[2] ?? p[3]})${p[4]}` : expression;
+  if (/'[^']*\s[^']*'/.test(e)) return undefined;
+  return e.replace(/\s+/g, '');
+}
 
 /** `String` -> `string`, `DateTime` -> `dateTime`; complex type names stay. */
 function choiceType(suffix: string): string {
@@ -54,13 +84,14 @@ interface Step {
 
 /** Compiles `expression` for resources of `resourceType`, or returns undefined when it is not plain navigation. */
 export function compileFastPath(expression: string, resourceType: string): FastEvaluator | undefined {
-  const e = expression.replace(/\s+/g, '');
+  const e = compact(expression);
+  if (e === undefined) return undefined;
   if (e === resourceType) {
     return (resource) => [{ data: resource, type: resourceType, path: resourceType, element: resourceType }];
   }
-  const m = SIMPLE.exec(e);
-  if (!m || m[1] !== resourceType || !m[2]) return undefined;
-  return build(resourceType, resourceType, m[2].slice(1).split('.'), m[3]);
+  if (!e.startsWith(`${resourceType}.`)) return undefined;
+  const ops = parseSteps(e.slice(resourceType.length));
+  return ops ? build(resourceType, resourceType, ops) : undefined;
 }
 
 /**
@@ -68,20 +99,46 @@ export function compileFastPath(expression: string, resourceType: string): FastE
  * under `Observation.component`: composite components.
  */
 export function compileRelativeFastPath(expression: string, base: string): FastEvaluator | undefined {
-  const m = RELATIVE.exec(expression.replace(/\s+/g, ''));
-  if (!m || !m[1]) return undefined;
-  return build(base, base, m[1].split('.'), m[2]);
+  const e = compact(expression);
+  if (e === undefined || !/^[a-z]/.test(e)) return undefined;
+  const ops = parseSteps(`.${e}`);
+  return ops ? build(base, base, ops) : undefined;
 }
 
-function build(
-  rootType: string,
-  rootPath: string,
-  names: string[],
-  ofType: string | undefined,
-): FastEvaluator | undefined {
-  const steps: Step[] = [];
-  let base = rootPath; // the model path or type the next name is looked up under
-  for (const name of names) {
+interface Filter {
+  field: string;
+  value: string;
+}
+
+function build(rootType: string, rootPath: string, ops: Op[]): FastEvaluator | undefined {
+  const steps: Array<Step & { where?: Filter }> = [];
+  let base = rootPath; // the model path or type the next name is looked up under; '' when unknown
+  for (const op of ops) {
+    const last = steps[steps.length - 1];
+    if ('ofType' in op) {
+      // ofType narrows the step before it; a non-choice element of another type matches nothing:
+      // keep fhirpath's answer for that.
+      if (!last || last.where) return undefined;
+      const kept = last.keys.filter((k) => isA(k.type, op.ofType));
+      if (kept.length === 0) return undefined;
+      last.keys = kept;
+      const only = kept.length === 1 ? kept[0] : undefined;
+      base = only ? (BACKBONE.has(only.type) ? last.path : only.type) : '';
+      continue;
+    }
+    if ('where' in op) {
+      // where(field='literal') on elements of a known type whose field is a primitive.
+      if (!last || last.where || !base) return undefined;
+      const fieldType =
+        model.path2Type[
+          model.pathsDefinedElsewhere[`${base}.${op.where.field}`] ?? `${base}.${op.where.field}`
+        ];
+      if (!fieldType || !/^[a-z]/.test(fieldType)) return undefined;
+      last.where = op.where;
+      continue;
+    }
+    const { name } = op;
+    if (!base) return undefined; // navigation below an unresolved choice is not plain any more
     let p = `${base}.${name}`;
     p = model.pathsDefinedElsewhere[p] ?? p;
     const choices = model.choiceTypePaths[p];
@@ -91,46 +148,38 @@ function build(
         keys: choices.map((t) => ({ key: `${name}${t}`, type: choiceType(t) })),
         path: p,
       });
-      base = ''; // navigation below a choice is not plain any more
+      base = '';
       continue;
     }
     const type = model.path2Type[p];
-    if (!type || !base) return undefined;
+    if (!type) return undefined;
     steps.push({ name, keys: [{ key: name, type }], path: p });
     base = BACKBONE.has(type) ? p : type;
   }
-  const last = steps[steps.length - 1];
-  if (!last) return undefined;
-  if (ofType && !last.keys.some((k) => isA(k.type, ofType))) {
-    // ofType on a non-choice element whose type differs: nothing matches; keep fhirpath's answer.
-    return undefined;
-  }
-  const lastIsChoice = last.keys.length > 1;
-  if (lastIsChoice && !ofType && steps.length !== names.length) return undefined;
+  if (steps.length === 0) return undefined;
 
-  // Everything that depends only on the expression, resolved here rather than per resource: the
-  // keys ofType keeps on the last step, and each key's node path.
+  // Everything that depends only on the expression, resolved here rather than per resource: each
+  // step's keys with their node paths, and its where() filter.
   const plan = steps.map((step) => ({
     element: step.path,
-    keys: step.keys
-      .filter(({ type }) => !(ofType && step === last && !isA(type, ofType)))
-      .map(({ key, type }) => ({ key, type, path: BACKBONE.has(type) ? step.path : type })),
+    where: step.where,
+    keys: step.keys.map(({ key, type }) => ({ key, type, path: BACKBONE.has(type) ? step.path : type })),
   }));
 
   return (resource: unknown): FastNode[] => {
     let current: FastNode[] = [{ data: resource, type: rootType, path: rootPath, element: rootPath }];
-    for (const { element, keys } of plan) {
+    for (const { element, keys, where } of plan) {
       const next: FastNode[] = [];
+      const keep = (x: unknown): boolean =>
+        x !== undefined && x !== null && (!where || (isRecord(x) && x[where.field] === where.value));
       for (const c of current) {
         if (!isRecord(c.data)) continue;
         for (const { key, type, path } of keys) {
           const v = c.data[key];
           if (v === undefined || v === null) continue;
           if (Array.isArray(v)) {
-            for (const x of v) {
-              if (x !== undefined && x !== null) next.push({ data: x, type, path, element });
-            }
-          } else {
+            for (const x of v) if (keep(x)) next.push({ data: x, type, path, element });
+          } else if (keep(v)) {
             next.push({ data: v, type, path, element });
           }
         }

@@ -101,3 +101,51 @@ describe('fast path evaluation', () => {
     expect(failures).toEqual([]);
   });
 });
+
+describe('fast path: where(field=literal), ofType mid-path, (x as T).y', () => {
+  const fast = new IndexExtractor(registry, { fastPaths: true });
+  const slow = new IndexExtractor(registry, { fastPaths: false });
+  const resources = [
+    {
+      resourceType: 'Patient',
+      telecom: [
+        { system: 'email', value: 'A@Example.org' },
+        { system: 'phone', value: '555-0100', use: 'home' },
+        { system: 'sms', value: '555-0199' },
+        { value: 'no-system' },
+        { system: 'email', value: 'b@example.org' },
+      ],
+      deceasedDateTime: '2020-01-01',
+    },
+    { resourceType: 'Practitioner', telecom: [{ system: 'phone', value: '555-0101' }] },
+    {
+      resourceType: 'Observation',
+      status: 'final',
+      code: { text: 'x' },
+      valueCodeableConcept: {
+        text: 'Never smoker',
+        coding: [{ system: 'http://snomed.info/sct', code: '266919005' }],
+      },
+    },
+    { resourceType: 'Observation', status: 'final', code: { text: 'x' }, valueString: 'free text' },
+    {
+      resourceType: 'Observation',
+      status: 'final',
+      code: { text: 'x' },
+      valueQuantity: { value: 1, unit: 'kg' },
+    },
+  ] as Resource[];
+
+  it.each(resources.map((r) => [r.resourceType, r] as const))('%s: same index as fhirpath', (_type, r) => {
+    expect(fast.extract(r)).toEqual(slow.extract(r));
+  });
+
+  it('finds the values (the comparison above is not between two empty indexes)', () => {
+    const patient = fast.extract(resources[0] as Resource);
+    expect(JSON.stringify(patient.email)).toContain('A@Example.org');
+    expect(JSON.stringify(patient.email)).not.toContain('555');
+    expect(JSON.stringify(patient.phone)).toContain('555-0100');
+    expect(JSON.stringify(patient.phone)).not.toContain('555-0199');
+    expect(JSON.stringify(fast.extract(resources[2] as Resource)['value-string'])).toContain('never smoker');
+  });
+});
