@@ -1,5 +1,6 @@
 import type { AuditEvent, AuditEventAgent, AuditEventEntity, Coding } from 'fhir/r4';
 import type { Agent } from '../auth/policy';
+import { immutable } from './chain';
 import type { AuditNote, InteractionCode } from './note';
 
 /**
@@ -55,21 +56,21 @@ function coding(system: string, code: string, display?: string): Coding {
   return display === undefined ? { system, code } : { system, code, display };
 }
 
-// The codings below are the same in every AuditEvent: built once and shared by the events (which are
-// never changed once built; the embedded engine freezes what it stores).
+// The codings below are the same in every AuditEvent: built once, frozen, and shared by the events,
+// with their canonical JSON for the hash chain computed once (chain.ts).
 const SUBTYPE = Object.fromEntries(
-  Object.entries(SUBTYPE_CODE).map(([i, code]) => [i, coding(INTERACTION, code)]),
+  Object.entries(SUBTYPE_CODE).map(([i, code]) => [i, immutable(coding(INTERACTION, code))]),
 ) as Record<InteractionCode, Coding>;
-const REST = coding(EVENT_TYPE, 'rest', 'Restful Operation');
-const HUMAN_USER = coding(SECURITY_ROLE, 'humanuser', 'human user');
-const SOURCE_ROLE = coding(DCM, '110153', 'Source Role ID');
-const DESTINATION_ROLE = coding(DCM, '110152', 'Destination Role ID');
-const SYSTEM_OBJECT = coding(ENTITY_TYPE, '2', 'System Object');
-const PERSON = coding(ENTITY_TYPE, '1', 'Person');
-const DOMAIN_RESOURCE = coding(OBJECT_ROLE, '4', 'Domain Resource');
-const PATIENT_ROLE = coding(OBJECT_ROLE, '1', 'Patient');
-const QUERY_ROLE = coding(OBJECT_ROLE, '24', 'Query');
-const X_REQUEST_ID = coding(BALP_ENTITY, 'XrequestId', 'X-Request-Id');
+const REST = immutable(coding(EVENT_TYPE, 'rest', 'Restful Operation'));
+const HUMAN_USER = immutable(coding(SECURITY_ROLE, 'humanuser', 'human user'));
+const SOURCE_ROLE = immutable(coding(DCM, '110153', 'Source Role ID'));
+const DESTINATION_ROLE = immutable(coding(DCM, '110152', 'Destination Role ID'));
+const SYSTEM_OBJECT = immutable(coding(ENTITY_TYPE, '2', 'System Object'));
+const PERSON = immutable(coding(ENTITY_TYPE, '1', 'Person'));
+const DOMAIN_RESOURCE = immutable(coding(OBJECT_ROLE, '4', 'Domain Resource'));
+const PATIENT_ROLE = immutable(coding(OBJECT_ROLE, '1', 'Patient'));
+const QUERY_ROLE = immutable(coding(OBJECT_ROLE, '24', 'Query'));
+const X_REQUEST_ID = immutable(coding(BALP_ENTITY, 'XrequestId', 'X-Request-Id'));
 
 /** The parts that depend on AUDIT_SOURCE only (this server as destination and observer). */
 interface SourceBlocks {
@@ -83,17 +84,17 @@ function sourceBlocks(source: string): SourceBlocks {
     bySource = {
       source,
       blocks: {
-        destination: {
+        destination: immutable({
           type: { coding: [DESTINATION_ROLE] },
           who: { identifier: { value: source }, display: source },
           requestor: false,
           network: { address: source, type: '1' },
-        },
-        source: {
+        }),
+        source: immutable({
           site: source,
           observer: { identifier: { value: source }, display: source },
           type: [coding(SOURCE_TYPE, '4', 'Application Server')],
-        },
+        }),
       },
     };
   }

@@ -17,9 +17,29 @@ export interface ChainLink {
   hash: string;
 }
 
+/** Canonical JSON of values that cannot change (see `immutable`), computed once. */
+const canonicalOfImmutable = new WeakMap<object, string>();
+
+/**
+ * `value`, deep-frozen, with its canonical JSON remembered: the parts that are the same in every
+ * AuditEvent (codings, this server's blocks) are serialised once, not for every event hashed.
+ */
+export function immutable<T extends object>(value: T): T {
+  const freeze = (v: unknown): void => {
+    if (v === null || typeof v !== 'object' || Object.isFrozen(v)) return;
+    for (const child of Object.values(v)) freeze(child);
+    Object.freeze(v);
+  };
+  freeze(value);
+  canonicalOfImmutable.set(value, canonicalJson(value));
+  return value;
+}
+
 /** JSON with object keys sorted, so that the same content always hashes the same. */
 export function canonicalJson(value: unknown): string {
   if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
+  const known = canonicalOfImmutable.get(value);
+  if (known !== undefined) return known;
   if (Array.isArray(value)) {
     let out = '[';
     for (let i = 0; i < value.length; i++) out += (i > 0 ? ',' : '') + canonicalJson(value[i]);

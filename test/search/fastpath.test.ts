@@ -134,7 +134,7 @@ describe('fast path: where(field=literal), ofType mid-path, (x as T).y', () => {
       code: { text: 'x' },
       valueQuantity: { value: 1, unit: 'kg' },
     },
-  ] as Resource[];
+  ] as unknown as Resource[];
 
   it.each(resources.map((r) => [r.resourceType, r] as const))('%s: same index as fhirpath', (_type, r) => {
     expect(fast.extract(r)).toEqual(slow.extract(r));
