@@ -143,6 +143,11 @@ export class DefinitionsRegistry {
     return out.sort();
   }
 
+  /** Every held StructureDefinition. */
+  allStructureDefinitions(): IterableIterator<StructureDefinition> {
+    return this.structureDefinitions.values();
+  }
+
   /** Profiles the held ImplementationGuides declare global for a resource type (ImplementationGuide.global). */
   globalProfiles(type: string): readonly string[] {
     return this.globals.get(type) ?? [];

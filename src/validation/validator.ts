@@ -80,6 +80,7 @@ export class InstanceValidator {
   private readonly bundleIndexes = new WeakMap<object, BundleIndex>();
   /** Nesting of target-profile checks (a target's own references are checked up to a depth). */
   private targetDepth = 0;
+  private coreConstraintSet: ReadonlySet<string> | undefined;
 
   constructor(
     private readonly registry: DefinitionsRegistry,
@@ -322,7 +323,10 @@ export class InstanceValidator {
     if (constraints.length > 0) {
       // fhirpath resolves element types from this base: backbone elements by their path, others by type.
       const base = type === 'BackboneElement' || type === 'Element' ? node.path.replace(/\[x\]/g, '') : type;
+      const core = run.origin === 'profile' ? this.coreConstraints() : undefined;
       for (const c of constraints) {
+        // A profile repeats the base definitions' invariants: the base pass has evaluated them here.
+        if (core?.has(constraintKey(c))) continue;
         const r = this.invariants.evaluate(c, base, value, run.resource, run.container);
         if (r === 'fail')
           this.report(run, 'invariant', `Constraint failed: ${c.key}: '${c.human}'`, loc, c.severity);
@@ -626,6 +630,27 @@ export class InstanceValidator {
     }
   }
 
+  /** The invariants of R4's own definitions (resources and datatypes), as constraintKey. */
+  private coreConstraints(): ReadonlySet<string> {
+    if (!this.coreConstraintSet) {
+      const set = new Set<string>();
+      for (const sd of this.registry.allStructureDefinitions()) {
+        if (!sd.url.startsWith(CORE) || sd.derivation === 'constraint') continue;
+        for (const el of sd.snapshot?.element ?? [])
+          for (const c of el.constraint ?? [])
+            set.add(
+              constraintKey({
+                key: c.key,
+                severity: c.severity === 'error' ? 'error' : 'warning',
+                expression: c.expression,
+              }),
+            );
+      }
+      this.coreConstraintSet = set;
+    }
+    return this.coreConstraintSet;
+  }
+
   private bundleIndex(bundle: Record<string, unknown>): BundleIndex {
     let index = this.bundleIndexes.get(bundle);
     if (!index) {
@@ -809,6 +834,10 @@ const CROSS_VERSION_EXT = /^http:\/\/hl7\.org\/fhir\/[0-9.]+\/StructureDefinitio
 /** A URL on a host reserved for examples (RFC 2606: example.org, example.com, example.net). */
 export function isExampleUrl(url: string): boolean {
   return EXAMPLE_HOST.test(url);
+}
+
+function constraintKey(c: Pick<Constraint, 'key' | 'severity' | 'expression'>): string {
+  return `${c.key}\u0000${c.severity}\u0000${c.expression ?? ''}`;
 }
 
 /** The codes a coded value carries: a code, a Coding or Quantity, or a CodeableConcept's codings. */

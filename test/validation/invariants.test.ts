@@ -80,3 +80,25 @@ describe('invariants', () => {
     expect(engine.evaluate(c, 'Period', { start: '2024-01-03', end: '2024-01-02' }, {}, {})).toBe('fail');
   });
 });
+
+describe('invariants evaluated once', () => {
+  test("a profile's copies of the base definitions' invariants are not evaluated again", () => {
+    const v = validatorWith();
+    const seen: string[] = [];
+    const evaluate = v.invariants.evaluate.bind(v.invariants);
+    v.invariants.evaluate = (c, ...rest) => {
+      seen.push(c.key);
+      return evaluate(c, ...rest);
+    };
+    const r = v.validate(
+      observation({
+        valueQuantity: { value: 72, unit: '/min', system: 'http://unitsofmeasure.org', code: '/min' },
+      }),
+      ['http://hl7.org/fhir/StructureDefinition/heartrate'],
+    );
+    expect(seen.filter((k) => k === 'dom-6')).toHaveLength(1); // base pass only
+    expect(seen).toContain('vs-2'); // the profile's own invariants still run
+    // dom-6 (no narrative) is still reported, once.
+    expect(r.issues.filter((i) => /dom-6/.test(i.diagnostics ?? ''))).toHaveLength(1);
+  });
+});
