@@ -16,6 +16,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { HttpClient } from './lib/http-client';
+import { measureFloor } from './lib/floor';
 import { type PhaseResult, useServerCpuClock } from './lib/phase';
 import { Random } from './lib/random';
 import type { ScenarioOptions } from './lib/scenario';
@@ -39,6 +40,8 @@ ${scenarios.map((s) => `  ${s.name.padEnd(10)} ${s.description}`).join('\n')}
                  key pair, a JWKS file and a system/*.cruds token), or both (one run each, then the ratio)
   --audit A      on (default: every request waits for its durable AuditEvent), off, or both (one run
                  each, then the on/off ratio)
+  --floor F      on (default): also time a trivial Express route with the same client, --c and
+                 --rounds (min(--n, 5000) requests), and give every phase as a fraction of it; off
   --json         print the report as JSON on stdout (progress stays on stderr)
   --server-log   forward the server's log lines to stderr`;
 
@@ -81,6 +84,19 @@ function gitCommit(): string | undefined {
 function formatBytes(bytes: number): string {
   if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KiB`;
   return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+}
+
+/** The floor, and each phase of each run as a fraction of its requests per second. */
+function formatFloor(floor: PhaseResult, reports: readonly Report[]): string {
+  const cpu = floor.cpuMsPerRequest === undefined ? '' : `, ${floor.cpuMsPerRequest.toFixed(3)} ms CPU/req`;
+  const lines = [
+    `floor (a trivial Express route, same client, c=${reports[0]?.options.concurrency ?? '?'}): ${floor.perSecond.toFixed(0)} req/s, p50 ${floor.medianMs.toFixed(2)} ms${cpu}`,
+  ];
+  for (const r of reports) {
+    const parts = r.phases.map((p) => `${p.name} ${(p.perSecond / floor.perSecond).toFixed(2)}`);
+    lines.push(`  of the floor (AUTH=${r.auth}, AUDIT=${r.audit}): ${parts.join(', ')}`);
+  }
+  return lines.join('\n');
 }
 
 function formatTable(report: Report): string {
@@ -127,6 +143,7 @@ async function main(): Promise<number> {
       patients: { type: 'string' },
       auth: { type: 'string', default: 'none' },
       audit: { type: 'string', default: 'on' },
+      floor: { type: 'string', default: 'on' },
       json: { type: 'boolean', default: false },
       'server-log': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
@@ -157,7 +174,15 @@ async function main(): Promise<number> {
     throw new UsageError(`--audit must be on, off or both`);
   const audits: Array<'on' | 'off'> = auditArg === 'both' ? ['off', 'on'] : [auditArg];
 
+  const floorArg = values.floor ?? 'on';
+  if (floorArg !== 'on' && floorArg !== 'off') throw new UsageError(`--floor must be on or off`);
+
   const mainJs = await ensureBuilt(ROOT_DIR, log);
+  let floor: PhaseResult | undefined;
+  if (floorArg === 'on') {
+    log('floor: a trivial Express route, same client and concurrency');
+    floor = await measureFloor(ROOT_DIR, Math.min(options.n, 5000), options.concurrency, options.rounds);
+  }
   const reports: Report[] = [];
   for (const auth of modes) {
     for (const audit of audits) {
@@ -166,9 +191,11 @@ async function main(): Promise<number> {
     }
   }
   if (values.json === true) {
-    console.log(JSON.stringify(reports.length === 1 ? reports[0] : reports, null, 2));
+    const all = reports.length === 1 ? reports[0] : reports;
+    console.log(JSON.stringify(floor ? { floor, reports: all } : all, null, 2));
   } else {
     console.log(reports.map(formatTable).join('\n\n'));
+    if (floor) console.log(`\n${formatFloor(floor, reports)}`);
     if (reports.length === 2) {
       const [base, other] = reports as [Report, Report];
       const [otherLabel, baseLabel] =
