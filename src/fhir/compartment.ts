@@ -24,6 +24,11 @@ export function patientsOf(
   return [...out];
 }
 
+/** The reference parameters that put a resource of `type` in a Patient's compartment. */
+export function compartmentCodes(registry: DefinitionsRegistry, type: string): readonly string[] {
+  return registry.patientCompartment.get(type) ?? [];
+}
+
 /**
  * The store filter for the Patient compartment of `patients` (of any Patient when undefined) in
  * `type`; null for types outside the compartment.

@@ -3,7 +3,7 @@ import type { Request, Response } from 'express';
 import type { Bundle, BundleEntry, BundleEntryResponse, Resource } from 'fhir/r4';
 import { accessOf, type AccessPolicy } from '../auth/policy';
 import { noteAccess, type AuditEntryNote, type InteractionCode } from '../audit/note';
-import { patientsOf } from '../fhir/compartment';
+import { compartmentCodes, patientsOf } from '../fhir/compartment';
 import { badRequest, FhirError, issue } from '../fhir/errors';
 import { readJson } from '../http/body';
 import { etag, parsePrefer, type PreferReturn } from '../http/headers';
@@ -335,7 +335,7 @@ async function readEntry(
   let idx: Record<string, unknown>;
   if (e.versionId !== undefined) {
     ({ resource, versionId, lastUpdated } = await readableVersion(ctx, policy, type, id, e.versionId));
-    idx = ctx.store.indexOf(resource);
+    idx = ctx.store.indexOf(resource, compartmentCodes(ctx.registry, type));
   } else {
     ({ resource, versionId, lastUpdated, idx } = await readableCurrent(ctx, policy, type, id));
   }

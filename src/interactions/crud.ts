@@ -20,7 +20,7 @@ import type { CurrentDoc, HistoryDoc } from '../store/documents';
 import type { WriteResult } from '../store/resource-store';
 import { accessOf, seesEverything, type AccessPolicy, type ScopeAction } from '../auth/policy';
 import { noteAccess } from '../audit/note';
-import { patientsOf } from '../fhir/compartment';
+import { compartmentCodes, patientsOf } from '../fhir/compartment';
 import type { AppContext } from './context';
 
 /** Parameters that shape the answer rather than select resources. */
@@ -199,7 +199,8 @@ export async function vread(ctx: AppContext, req: Request, res: Response): Promi
   setVersionHeaders(res, h.versionId, h.lastUpdated);
   const summary = parseSummary(queryParam(req, '_summary'));
   const elements = queryParam(req, '_elements')?.split(',');
-  const idx = ctx.store.indexOf(h.resource);
+  // A version's index is not stored: evaluate the compartment's parameters only.
+  const idx = ctx.store.indexOf(h.resource, compartmentCodes(ctx.registry, type));
   noteAccess(res, { patients: patientsOf(ctx.registry, type, id, idx) });
   sendResource(req, res, 200, subset(h.resource, ctx.registry, summary, elements));
 }

@@ -7,7 +7,7 @@ import { sendJson } from '../http/respond';
 import type { HistoryDoc } from '../store/documents';
 import { accessOf, seesEverything } from '../auth/policy';
 import { noteAccess } from '../audit/note';
-import { patientsOf } from '../fhir/compartment';
+import { compartmentCodes, patientsOf } from '../fhir/compartment';
 import { DEFAULT_COUNT, MAX_COUNT } from '../search/request';
 import type { AppContext } from './context';
 import { tombstoneVisible } from './crud';
@@ -98,7 +98,13 @@ export async function history(ctx: AppContext, req: Request, res: Response): Pro
   const patients = new Set<string>();
   for (const h of entries)
     if (h.resource)
-      for (const p of patientsOf(ctx.registry, h.type, h.id, ctx.store.indexOf(h.resource))) patients.add(p);
+      for (const p of patientsOf(
+        ctx.registry,
+        h.type,
+        h.id,
+        ctx.store.indexOf(h.resource, compartmentCodes(ctx.registry, h.type)),
+      ))
+        patients.add(p);
   noteAccess(res, { count: entries.length, patients: [...patients] });
   const base = `${ctx.config.baseUrl}${type ? `/${type}` : ''}${id ? `/${id}` : ''}/_history`;
   const link = (o: number): string => {

@@ -88,12 +88,17 @@ export class IndexExtractor {
     this.isResourceType = (t) => registry.isResourceType(t);
   }
 
-  extract(resource: Resource): Record<string, unknown> {
+  /**
+   * The index of `resource`; with `only`, just those parameters (no full text): e.g. the Patient
+   * compartment's references of a history version, for the audit record of reading it.
+   */
+  extract(resource: Resource, only?: readonly string[]): Record<string, unknown> {
     const idx: Record<string, unknown> = {};
     if (!isRecord(resource) || typeof resource.resourceType !== 'string') return idx;
     const type = resource.resourceType;
     const sorts: Record<string, SortKeys> = {};
     for (const plan of this.planFor(type)) {
+      if (only && !only.includes(plan.code)) continue;
       try {
         const values = this.values(plan, resource);
         if (values.length > 0) {
@@ -106,7 +111,7 @@ export class IndexExtractor {
       }
     }
     if (Object.keys(sorts).length > 0) idx[SORT_KEY] = sorts;
-    if (this.options.fullText !== false) {
+    if (this.options.fullText !== false && !only) {
       try {
         const text: unknown = (resource as { text?: unknown }).text;
         const narrative = isRecord(text) ? textWords(text.div, true) : [];

@@ -15,7 +15,8 @@ import { HISTORY_COLLECTION, type CurrentDoc, type HistoryDoc, type HistoryMetho
 
 /** Turns a resource into its normalised search values (search/extract.ts). */
 export interface IndexExtractor {
-  extract(resource: Resource): Record<string, unknown>;
+  /** The index of a resource; with `only`, just those search parameters. */
+  extract(resource: Resource, only?: readonly string[]): Record<string, unknown>;
 }
 
 export interface StoreDeps {
@@ -128,8 +129,8 @@ export class ResourceStore {
   }
 
   /** The search index of a resource (e.g. a history version, whose index is not stored). */
-  indexOf(resource: Resource): Record<string, unknown> {
-    return this.extractor.extract(resource);
+  indexOf(resource: Resource, only?: readonly string[]): Record<string, unknown> {
+    return this.extractor.extract(resource, only);
   }
 
   async find(type: string, filter: Filter, options?: FindOptions): Promise<CurrentDoc[]> {

@@ -5,6 +5,23 @@ import { extractor, registry } from './helpers';
 const extract = (r: FhirResource): Record<string, unknown> => extractor.extract(r);
 
 describe('IndexExtractor', () => {
+  it('with `only`, evaluates just those parameters and no full text', () => {
+    const obs = {
+      resourceType: 'Observation',
+      status: 'final',
+      code: { text: 'Heart rate' },
+      subject: { reference: 'Patient/p1' },
+      performer: [{ reference: 'Patient/p2' }],
+      text: { status: 'generated', div: '<div xmlns="http://www.w3.org/1999/xhtml">pulse</div>' },
+    } as Resource;
+    const full = extractor.extract(obs);
+    expect(Object.keys(full)).toEqual(expect.arrayContaining(['code', 'subject', 'performer', '_content']));
+    const only = extractor.extract(obs, ['subject', 'performer']);
+    expect(Object.keys(only).sort()).toEqual(['_sort', 'performer', 'subject']);
+    expect(only.subject).toEqual(full.subject);
+    expect(only.performer).toEqual(full.performer);
+  });
+
   it('leaves out parameters without values, so :missing is $exists', () => {
     const idx = extract({ resourceType: 'Patient', gender: 'male' });
     expect(idx.gender).toEqual([{ s: 'http://hl7.org/fhir/administrative-gender', c: 'male' }]);
