@@ -1,7 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import type { Request, Response } from 'express';
-import type { Group } from 'fhir/r4';
 import { accessOf, permits, restrict, type AccessPolicy } from '../auth/policy';
 import { noteAccess } from '../audit/note';
 import { bulkRunnerFor, type BulkRunner } from '../bulk/runner';
@@ -17,6 +16,7 @@ import { SearchService } from '../interactions/search';
 import { parseSearchRequest } from '../search/parse';
 import type { Filter } from '../store/backend';
 import { EXCLUDED_TYPES } from './deidentify';
+import { groupMembers } from './group';
 import { parseExportParams, readExportPairs, type ExportParams } from './export-params';
 
 export type ExportLevel = 'system' | 'patient' | 'group';
@@ -31,24 +31,6 @@ function runnerOf(ctx: AppContext): BulkRunner {
 
 function statusUrl(ctx: AppContext, id: string): string {
   return `${ctx.config.baseUrl}/$export-status/${id}`;
-}
-
-/** The logical ids of the Patients a Group lists as members (Group.member.entity). */
-async function groupMembers(ctx: AppContext, policy: AccessPolicy, id: string): Promise<string[]> {
-  policy.require('Group', 'r');
-  const filter = restrict({ _id: id, deleted: false }, policy, 'Group', 'r');
-  const [doc] = filter ? await ctx.store.find('Group', filter, { limit: 1 }) : [];
-  if (!doc?.resource) throw notFound(`Group/${id} does not exist`);
-  const base = `${ctx.config.baseUrl}/`;
-  const out = new Set<string>();
-  for (const m of (doc.resource as Group).member ?? []) {
-    const ref = m.entity?.reference;
-    if (!ref) continue;
-    const local = ref.startsWith(base) ? ref.slice(base.length) : ref;
-    const hit = /^Patient\/([A-Za-z0-9\-.]{1,64})$/.exec(local);
-    if (hit) out.add(hit[1] as string);
-  }
-  return [...out];
 }
 
 /** Types that may be asked for without _type: those with data, within the compartment for patient exports. */

@@ -21,8 +21,8 @@ import { CONTENT_TYPES } from '../views/output';
 import { VIEW_DEFINITION } from '../views/resource-type';
 import { EXCLUDED_TYPES } from './deidentify';
 import { operationInput, paramString } from './params';
+import { groupMembers } from './group';
 import {
-  groupMembers,
   INSTANT,
   patientId,
   populationFilter,

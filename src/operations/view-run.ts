@@ -12,8 +12,8 @@ import { compileView } from '../views/runner';
 import { Deidentifier, EXCLUDED_TYPES, Pseudonymizer } from './deidentify';
 import { operationInput, paramString } from './params';
 import { viewExportOperations } from './view-export';
+import { groupMembers } from './group';
 import {
-  groupMembers,
   INSTANT,
   patientId,
   populationFilter,

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { Group, ParametersParameter } from 'fhir/r4';
+import type { ParametersParameter } from 'fhir/r4';
 import { restrict, type AccessPolicy } from '../auth/policy';
 import { compartmentFilter } from '../fhir/compartment';
 import { badRequest, FhirError, notFound } from '../fhir/errors';
@@ -127,22 +127,6 @@ export function patientId(v: string): string {
   const id = v.replace(/^(?:.*\/)?Patient\//, '');
   if (!ID_PATTERN.test(id)) throw badRequest(`patient ${v.slice(0, 80)} is not a Patient reference`);
   return id;
-}
-
-/** The Patient members of a Group (`s` on Group; 404 when the caller cannot see it). */
-export async function groupMembers(ctx: AppContext, policy: AccessPolicy, ref: string): Promise<string[]> {
-  const id = ref.replace(/^(?:.*\/)?Group\//, '');
-  if (!ID_PATTERN.test(id)) throw badRequest(`group ${ref.slice(0, 80)} is not a Group reference`);
-  policy.require('Group', 's');
-  const filter = restrict({ _id: id, deleted: false }, policy, 'Group', 's');
-  const [doc] = filter ? await ctx.store.find('Group', filter, { limit: 1 }) : [];
-  if (!doc?.resource) throw notFound(`Group/${id} does not exist`);
-  const out: string[] = [];
-  for (const m of (doc.resource as Group).member ?? []) {
-    const hit = /(?:^|\/)Patient\/([A-Za-z0-9\-.]{1,64})$/.exec(m.entity?.reference ?? '');
-    if (hit) out.push(hit[1] as string);
-  }
-  return out;
 }
 
 /** Which resources of the view's type to read: the population asked for, not yet the caller's visibility. */
