@@ -117,7 +117,13 @@ class Compiler {
       case 'composite': {
         const param = type ? this.ctx.registry.searchParameter(type, code) : undefined;
         if (!param) throw badRequest(`Unknown composite parameter '${code}'`);
-        return compositeFilter(code, modifier, values, compositeComponents(param, this.ctx.registry));
+        return compositeFilter(
+          code,
+          modifier,
+          values,
+          compositeComponents(param, this.ctx.registry),
+          this.now(),
+        );
       }
       case 'special':
         if (code === 'near') return nearFilter(code, modifier, values);

@@ -77,3 +77,19 @@ describe('composite search', () => {
     await expect(matches(bp, 'component-code-value-quantity=8480-6')).rejects.toThrow(/takes 2/);
   });
 });
+
+describe('composite with a date component', () => {
+  // The helpers' clock is 2024-06-01: `ap` on 2023-07-01 allows 10% of the 11 months to now
+  // (about 33 days), whatever the date the test runs on.
+  const dated: Observation = {
+    resourceType: 'Observation',
+    status: 'final',
+    code: { coding: [{ system: 'http://loinc.org', code: '29463-7' }] },
+    valueDateTime: '2023-06-10',
+  };
+  it('ap uses the search clock, not the wall clock', async () => {
+    expect(await matches(dated, 'code-value-date=http://loinc.org|29463-7$ap2023-07-01')).toBe(true);
+    const april: Observation = { ...dated, valueDateTime: '2023-04-01' };
+    expect(await matches(april, 'code-value-date=http://loinc.org|29463-7$ap2023-07-01')).toBe(false);
+  });
+});

@@ -74,7 +74,7 @@ export function underField(cond: Filter, prefix: string): Filter {
 }
 
 /** The condition one component value puts on one entry of its type. */
-function componentCondition(code: string, type: ParamType, v: SearchValue): Filter {
+function componentCondition(code: string, type: ParamType, v: SearchValue, now: number): Filter {
   switch (type) {
     case 'token': {
       if (v.parts.length === 1) return { c: v.value };
@@ -89,7 +89,7 @@ function componentCondition(code: string, type: ParamType, v: SearchValue): Filt
     case 'date': {
       const r = parseDateRange(v.value);
       if (!r) throw badRequest(`Invalid date '${v.value}' in composite '${code}'`);
-      return rangeCondition(v.prefix, r, Math.abs(Date.now() - r.lo) * 0.1);
+      return rangeCondition(v.prefix, r, Math.abs(now - r.lo) * 0.1);
     }
     case 'string':
       return { n: { $regex: `^${escapeRegex(normalizeText(v.value))}` } };
@@ -107,6 +107,8 @@ export function compositeFilter(
   modifier: string | undefined,
   values: SearchValue[],
   components: CompositeComponent[],
+  /** The clock of the `ap` prefix on date components (ms since the epoch). */
+  now: number = Date.now(),
 ): Filter {
   if (modifier === 'missing') return orOf(values.map((v) => missingFilter(code, v.value)));
   if (modifier !== undefined)
@@ -118,7 +120,7 @@ export function compositeFilter(
         throw badRequest(`Composite '${code}' takes ${components.length} '$'-separated values`);
       }
       const conds: Filter[] = parts.map((p, i) => {
-        const c = componentCondition(code, components[i]?.type ?? 'token', p);
+        const c = componentCondition(code, components[i]?.type ?? 'token', p, now);
         // A uri component is a plain string: compare the tuple member itself.
         if ('$eq' in c) return { [`c${i}`]: c.$eq };
         return underField(c, `c${i}`);
