@@ -47,7 +47,12 @@ function pretty(req: Request): boolean {
   return queryParam(req, '_pretty') === 'true';
 }
 
-/** Sends a FHIR JSON body. `Content-Type` follows the negotiated type. */
+/**
+ * Sends a FHIR JSON body. `Content-Type` follows the negotiated type. Written with `res.end` and an
+ * explicit length rather than Express's `res.send`, which copies the text into a Buffer and checks
+ * freshness on every answer (conditional reads are answered by the handlers themselves); Node then
+ * writes the headers and the body in one go.
+ */
 export function sendJson(req: Request, res: Response, status: number, body: unknown): void {
   let type = FHIR_JSON;
   try {
@@ -55,13 +60,15 @@ export function sendJson(req: Request, res: Response, status: number, body: unkn
   } catch {
     // Errors are rendered even when negotiation failed.
   }
-  res.status(status);
-  res.set('Content-Type', `${type}; charset=utf-8`);
+  res.statusCode = status;
+  res.setHeader('Content-Type', `${type}; charset=utf-8`);
   if (req.method === 'HEAD') {
     res.end();
     return;
   }
-  res.send(JSON.stringify(body, null, pretty(req) ? 2 : undefined));
+  const text = JSON.stringify(body, null, pretty(req) ? 2 : undefined);
+  res.setHeader('Content-Length', Buffer.byteLength(text, 'utf8'));
+  res.end(text, 'utf8');
 }
 
 export function outcome(
