@@ -4,11 +4,12 @@
 
 ARG NODE_IMAGE=node:20-bookworm-slim
 
-# --- build: all dependencies, compile TypeScript to dist/ ---
+# --- build: all dependencies, compile TypeScript to dist/ and the records console to console/dist/ ---
 FROM ${NODE_IMAGE} AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --no-audit --no-fund
+# --ignore-scripts: the `prepare` script builds the console, whose sources are only copied below.
+RUN npm ci --no-audit --no-fund --ignore-scripts
 COPY . .
 # profiles/ may be empty, and git does not keep empty directories: make sure it exists for the copy below.
 RUN npm run build && mkdir -p profiles
@@ -18,9 +19,11 @@ FROM ${NODE_IMAGE} AS runtime
 ENV NODE_ENV=production PORT=8080 DATA_DIR=/data
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+# --ignore-scripts: `prepare` (the console build) needs dev dependencies; the build stage has run it.
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
 # Owned by root and read-only for the node user: the process can write only to /data.
 COPY --from=build /app/dist ./dist
+COPY --from=build /app/console/dist ./console/dist
 COPY --from=build /app/profiles ./profiles
 RUN mkdir -p /data && chown node:node /data
 VOLUME ["/data"]

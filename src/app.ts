@@ -6,6 +6,7 @@ import { recorderFor } from './audit/recorder';
 import { verifyHandler } from './audit/verify';
 import { authLayer } from './auth/middleware';
 import { methodNotAllowed, notFound } from './fhir/errors';
+import { CONSOLE_PATH, consoleCollides, consoleRouter } from './http/console';
 import { flatQueryParser } from './http/query';
 import { requestId } from './http/request-id';
 import { errorHandler, responseType } from './http/respond';
@@ -52,6 +53,10 @@ export function createApp(ctx: AppContext): express.Express {
     });
     next();
   });
+
+  // The records console (console/, built to console/dist): static files that hold no data and call
+  // the API below with the user's own token; before audit and auth, so loading it records nothing.
+  if (!consoleCollides(ctx.config.mountPath)) app.use(CONSOLE_PATH, consoleRouter({ config: ctx.config }));
 
   // Every answer waits until its AuditEvent is durable (AUDIT=on); before auth, so refusals are audited.
   const recorder = recorderFor(ctx.store, ctx.registry);
