@@ -71,6 +71,9 @@ export function capabilityStatement(
       conditionalDelete: 'single',
       searchParam: searchParams(ctx.registry, type, features),
     };
+    // The profiles $validate can check against (core ones such as vital signs, and PROFILES_DIR).
+    const profiles = ctx.registry.profilesOf(type);
+    if (profiles.length > 0) r.supportedProfile = profiles;
     if (features.include) {
       const refs = [...ctx.registry.searchParametersFor(type).values()].filter((p) => p.type === 'reference');
       r.searchInclude = ['*', ...refs.map((p) => `${type}:${p.code}`)];
