@@ -12,7 +12,7 @@ export function nameOf(names: HumanName[] | undefined): string {
 
 export function codingText(c: Coding | undefined): string {
   if (!c) return '';
-  return c.display ?? (c.code ? `${c.code}${c.system ? ` (${shortSystem(c.system)})` : ''}` : '');
+  return c.display ?? c.code ?? '';
 }
 
 export function conceptText(cc: CodeableConcept | undefined): string {

@@ -1,10 +1,17 @@
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Bundle, Patient } from 'fhir/r4';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
 import { httpRequest, spawnServer, type RunningServer } from '../process';
+import {
+  describeWithBrowser,
+  ensureConsoleBuilt,
+  expectNotBlank,
+  launchChromium,
+  ROOT,
+  watchErrors,
+} from './browser';
 import { decodePng, imageStats } from './png';
 
 /**
@@ -14,50 +21,6 @@ import { decodePng, imageStats } from './png';
  * six readings each of weight, blood pressure and heart rate).
  * `npm run screenshot` runs it with CONSOLE_SCREENSHOT=docs/console-chart.png to refresh the README image.
  */
-const CHROMIUM = '/usr/bin/chromium';
-const ROOT = path.resolve(__dirname, '../..');
-const haveChromium = fs.existsSync(CHROMIUM);
-if (!haveChromium)
-  console.warn(
-    `test/console skipped: no Chromium at ${CHROMIUM} (apt-get install chromium; .ci/run installs it in CI)`,
-  );
-const describeWithBrowser = haveChromium ? describe : describe.skip;
-
-/** Builds console/dist when it is missing or older than a console source (the server serves it). */
-function ensureConsoleBuilt(): void {
-  const index = path.join(ROOT, 'console/dist/index.html');
-  const newest = (p: string): number => {
-    const st = fs.statSync(p);
-    if (!st.isDirectory()) return st.mtimeMs;
-    return Math.max(0, ...fs.readdirSync(p).map((n) => newest(path.join(p, n))));
-  };
-  const sources = Math.max(
-    newest(path.join(ROOT, 'console/src')),
-    newest(path.join(ROOT, 'console/index.html')),
-    newest(path.join(ROOT, 'console/vite.config.ts')),
-  );
-  if (fs.existsSync(index) && fs.statSync(index).mtimeMs >= sources) return;
-  execFileSync(process.execPath, [path.join(ROOT, 'node_modules/vite/bin/vite.js'), 'build', 'console'], {
-    cwd: ROOT,
-    stdio: 'pipe',
-  });
-}
-
-/** A screenshot with content: many colours, and a real share of pixels away from the background. */
-function expectNotBlank(png: Buffer, what: string): void {
-  const stats = imageStats(decodePng(png));
-  const message = `${what}: ${JSON.stringify(stats)}`;
-  expect({
-    what,
-    visible: stats.colours > 16 && stats.inkShare > 0.005 && stats.lumaStdDev > 8,
-    message,
-  }).toEqual({
-    what,
-    visible: true,
-    message,
-  });
-}
-
 describeWithBrowser('records console in Chromium', () => {
   let server: RunningServer;
   let dataDir: string;
@@ -85,36 +48,15 @@ describeWithBrowser('records console in Chromium', () => {
     const match = (JSON.parse(found.body) as Bundle).entry?.[0]?.resource as Patient | undefined;
     patientId = match?.id ?? '';
     expect(patientId).not.toBe('');
-    context = await chromium.launchPersistentContext(userDataDir, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-      acceptDownloads: true,
-      viewport: { width: 1366, height: 900 },
-    });
+    context = await launchChromium(userDataDir);
     page = context.pages()[0] ?? (await context.newPage());
     page.setDefaultTimeout(20_000);
-    // A CSP violation, a script error or a failed request shows up here: the test fails on any.
     // The one expected failure: AUTH=none has no smart-configuration (404), which is how the console knows.
-    page.on('pageerror', (e) => pageErrors.push(`pageerror: ${e.message}`));
-    page.on('console', (m) => {
-      if (m.type() === 'error' && !m.text().startsWith('Failed to load resource'))
-        pageErrors.push(`console: ${m.text()}`);
-    });
-    page.on('response', (r) => {
-      const expected = r.status() === 404 && r.url().endsWith('/fhir/.well-known/smart-configuration');
-      if (r.status() >= 400 && !expected)
-        pageErrors.push(`HTTP ${r.status()} ${r.request().method()} ${r.url()}`);
-    });
+    watchErrors(
+      page,
+      pageErrors,
+      (status, url) => status === 404 && url.endsWith('/fhir/.well-known/smart-configuration'),
+    );
   }, 180_000);
 
   afterAll(async () => {

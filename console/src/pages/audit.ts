@@ -55,7 +55,7 @@ function eventRow(e: AuditEvent): HTMLElement {
     {},
     h(
       'td',
-      {},
+      { class: 'when' },
       e.id ? link(`/console/resource/AuditEvent/${e.id}`, dateText(e.recorded)) : dateText(e.recorded),
     ),
     h('td', {}, who(e)),

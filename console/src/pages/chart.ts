@@ -236,6 +236,12 @@ function timeline(list: Encounter[]): Element {
     },
     svg('line', { x1: pad, x2: W - pad, y1: 40, y2: 40, class: 'axis' }),
     ticks,
+    svg('text', { x: pad, y: 14, class: 'tick-label' }, dateText(new Date(min).toISOString()).slice(0, 10)),
+    svg(
+      'text',
+      { x: W - pad, y: 14, 'text-anchor': 'end', class: 'tick-label' },
+      dateText(new Date(max).toISOString()).slice(0, 10),
+    ),
     points.map(({ e, t }) =>
       svg(
         'circle',
