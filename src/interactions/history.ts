@@ -1,6 +1,7 @@
 import type { Request, Response } from 'express';
 import type { Bundle, BundleEntry, BundleLink } from 'fhir/r4';
 import { badRequest, notFound } from '../fhir/errors';
+import { parseInstantParam } from '../fhir/instant';
 import { checkId, checkType } from '../fhir/resource';
 import { queryPairs } from '../http/query';
 import { sendJson } from '../http/respond';
@@ -13,14 +14,6 @@ import type { AppContext } from './context';
 import { tombstoneVisible } from './crud';
 
 /** A FHIR instant or dateTime to the ISO form the store compares (UTC, milliseconds). */
-function toInstant(value: string, name: string): string {
-  if (!/^\d{4}(-\d{2}(-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})?)?)?)?$/.test(value))
-    throw badRequest(`${name} must be a FHIR instant such as 2024-01-31T10:00:00Z, got "${value}"`);
-  const t = Date.parse(value.length === 4 ? `${value}-01-01` : value.length === 7 ? `${value}-01` : value);
-  if (Number.isNaN(t)) throw badRequest(`${name} is not a valid date: "${value}"`);
-  return new Date(t).toISOString();
-}
-
 function parseCount(raw: string | undefined): number {
   if (raw === undefined) return DEFAULT_COUNT;
   if (!/^\d{1,9}$/.test(raw)) throw badRequest(`_count must be a non-negative integer, got "${raw}"`);
@@ -73,11 +66,13 @@ export async function history(ctx: AppContext, req: Request, res: Response): Pro
   }
   const count = parseCount(params.get('_count'));
   const offset = parseOffset(params.get('_offset'));
-  const since = params.has('_since') ? toInstant(params.get('_since') as string, '_since') : undefined;
-  const at = params.has('_at') ? toInstant(params.get('_at') as string, '_at') : undefined;
+  const since = params.has('_since')
+    ? parseInstantParam('_since', params.get('_since') as string)
+    : undefined;
+  const at = params.has('_at') ? parseInstantParam('_at', params.get('_at') as string) : undefined;
   // Paging is pinned to the first page's moment so that new writes do not shift later pages.
   const till = params.has('_till')
-    ? toInstant(params.get('_till') as string, '_till')
+    ? parseInstantParam('_till', params.get('_till') as string)
     : new Date().toISOString();
   if (id && type) {
     const cur = await ctx.store.read(type, id);

@@ -1,4 +1,5 @@
 import type { Request, Response } from 'express';
+import { parseInstantParam } from '../fhir/instant';
 import type { Bundle, BundleEntry, BundleLink, Resource } from 'fhir/r4';
 import { accessOf, permits, restrict, type AccessPolicy } from '../auth/policy';
 import { noteAccess } from '../audit/note';
@@ -58,10 +59,7 @@ function parseParams(ctx: AppContext, pairs: Array<[string, string]>): Everythin
         break;
       }
       case '_since': {
-        const t = Date.parse(value);
-        if (!/^\d{4}-\d{2}-\d{2}T/.test(value) || Number.isNaN(t))
-          throw badRequest(`_since must be an instant, got "${value.slice(0, 40)}"`);
-        out.since = new Date(t).toISOString();
+        out.since = parseInstantParam('_since', value);
         break;
       }
       case '_type':

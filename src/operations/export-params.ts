@@ -1,4 +1,5 @@
 import type { Request } from 'express';
+import { parseInstantParam } from '../fhir/instant';
 import type { Parameters } from 'fhir/r4';
 import { badRequest } from '../fhir/errors';
 import type { DefinitionsRegistry } from '../fhir/definitions';
@@ -25,8 +26,6 @@ const OUTPUT_FORMATS: ReadonlySet<string> = new Set([
   'application/ndjson',
   'ndjson',
 ]);
-
-const INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$/;
 
 function list(value: string): string[] {
   return value
@@ -91,12 +90,7 @@ export function parseExportParams(
           );
         break;
       case '_since': {
-        const v = value.trim();
-        if (!INSTANT.test(v) || Number.isNaN(Date.parse(v)))
-          throw badRequest(
-            `_since must be an instant like 2024-01-01T00:00:00Z, got "${value.slice(0, 80)}"`,
-          );
-        out.since = new Date(v).toISOString();
+        out.since = parseInstantParam('_since', value);
         break;
       }
       case '_type':

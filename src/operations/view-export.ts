@@ -22,8 +22,8 @@ import { VIEW_DEFINITION } from '../views/resource-type';
 import { EXCLUDED_TYPES } from './deidentify';
 import { operationInput, paramString } from './params';
 import { groupMembers } from './group';
+import { parseInstantParam } from '../fhir/instant';
 import {
-  INSTANT,
   patientId,
   populationFilter,
   refParams,
@@ -93,9 +93,8 @@ function readParams(params: readonly ParametersParameter[]): KickOffParams {
       `_format ${formatText.slice(0, 40)} is not supported; use csv or ndjson`,
       'not-supported',
     );
-  const since = paramString(params, '_since');
-  if (since !== undefined && (!INSTANT.test(since) || Number.isNaN(Date.parse(since))))
-    throw badRequest(`_since must be an instant, got "${since.slice(0, 80)}"`);
+  const sinceText = paramString(params, '_since');
+  const since = sinceText === undefined ? undefined : parseInstantParam('_since', sinceText);
   const deidentify = paramString(params, '_deidentify');
   if (deidentify !== undefined && deidentify !== 'safe-harbor')
     throw badRequest(`_deidentify supports only safe-harbor, got "${deidentify.slice(0, 80)}"`);

@@ -13,8 +13,8 @@ import { Deidentifier, EXCLUDED_TYPES, Pseudonymizer } from './deidentify';
 import { operationInput, paramString } from './params';
 import { viewExportOperations } from './view-export';
 import { groupMembers } from './group';
+import { parseInstantParam } from '../fhir/instant';
 import {
-  INSTANT,
   patientId,
   populationFilter,
   refParams,
@@ -69,9 +69,8 @@ export async function viewRun(ctx: AppContext, req: Request, res: Response): Pro
   const limit = limitText === undefined ? Infinity : Number(limitText);
   if (!Number.isInteger(limit) && limit !== Infinity) throw badRequest('_limit must be a positive integer');
   if (limit < 1) throw badRequest('_limit must be a positive integer');
-  const since = paramString(params, '_since') ?? queryParam(req, '_since');
-  if (since !== undefined && (!INSTANT.test(since) || Number.isNaN(Date.parse(since))))
-    throw badRequest('_since must be an instant');
+  const sinceText = paramString(params, '_since') ?? queryParam(req, '_since');
+  const since = sinceText === undefined ? undefined : parseInstantParam('_since', sinceText);
   // Query-string patient and group are in params already (operationInput).
   const patientRefs = [...new Set(refParams(params, 'patient'))];
   const groupRefs = [...new Set(refParams(params, 'group'))];
@@ -85,7 +84,7 @@ export async function viewRun(ctx: AppContext, req: Request, res: Response): Pro
   });
   if (resolved.reference) query.set('viewReference', resolved.reference);
   for (const [k, v] of [
-    ['_since', since],
+    ['_since', sinceText],
     ['_limit', limitText],
     ['_format', format],
   ] as const)

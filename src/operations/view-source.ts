@@ -17,8 +17,6 @@ import { paramStrings } from './params';
  * (the caller's visibility, patients, groups, _since).
  */
 
-export const INSTANT = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2}))?$/;
-
 /** A view to run, and how the request named it (for the audit trail and output names). */
 export interface ResolvedView {
   view: ViewDefinition;
