@@ -6,6 +6,7 @@ import { recorderFor } from './audit/recorder';
 import { verifyHandler } from './audit/verify';
 import { authLayer } from './auth/middleware';
 import { methodNotAllowed, notFound } from './fhir/errors';
+import { RouteTable } from './http/routes';
 import { CONSOLE_PATH, consoleCollides, consoleRouter } from './http/console';
 import { flatQueryParser } from './http/query';
 import { requestId } from './http/request-id';
@@ -100,31 +101,32 @@ export function createApp(ctx: AppContext): express.Express {
   });
   // The audit log is read-only over the API (405 for any write, conditional forms included).
   router.use(auditWriteGuard);
-  router.get('/AuditEvent/$verify', verifyHandler(ctx, recorder));
-  router.post('/AuditEvent/$verify', verifyHandler(ctx, recorder));
-  router.get('/Patient/:id/$access-report', accessReportHandler(ctx));
+  const routes = new RouteTable(router);
+  routes.add('get', '/AuditEvent/$verify', verifyHandler(ctx, recorder));
+  routes.add('post', '/AuditEvent/$verify', verifyHandler(ctx, recorder));
+  routes.add('get', '/Patient/:id/$access-report', accessReportHandler(ctx));
   // Bulk export and $everything: before the generic /:type/:id routes (Express 5 takes `$` literally).
   for (const [path, level] of [
     ['/$export', 'system'],
     ['/Patient/$export', 'patient'],
     ['/Group/:id/$export', 'group'],
   ] as const) {
-    router.get(path, h(bulk.kickOff(level)));
-    router.post(path, h(bulk.kickOff(level)));
+    routes.add('get', path, h(bulk.kickOff(level)));
+    routes.add('post', path, h(bulk.kickOff(level)));
   }
-  router.get('/$export-status/:id', h(bulk.exportStatus));
-  router.delete('/$export-status/:id', h(bulk.exportCancel));
-  router.get('/$export-file/:id/:name', h(bulk.exportFile));
-  router.get('/Patient/:id/$everything', h(everything));
+  routes.add('get', '/$export-status/:id', h(bulk.exportStatus));
+  routes.add('delete', '/$export-status/:id', h(bulk.exportCancel));
+  routes.add('get', '/$export-file/:id/:name', h(bulk.exportFile));
+  routes.add('get', '/Patient/:id/$everything', h(everything));
   // SQL-on-FHIR v2 ViewDefinition $run (operations/view-run.ts): rows as JSON, NDJSON or CSV.
-  router.post('/ViewDefinition/$run', h(viewRun));
-  router.get('/ViewDefinition/:id/$run', h(viewRun));
-  router.post('/ViewDefinition/:id/$run', h(viewRun));
+  routes.add('post', '/ViewDefinition/$run', h(viewRun));
+  routes.add('get', '/ViewDefinition/:id/$run', h(viewRun));
+  routes.add('post', '/ViewDefinition/:id/$run', h(viewRun));
   // ViewDefinition/$export (operations/view-export.ts): async, on the bulk export job runner.
-  router.post('/ViewDefinition/$export', h(viewExport.viewExportKickOff));
-  router.get('/ViewDefinition/$export-status/:id', h(viewExport.viewExportStatus));
-  router.delete('/ViewDefinition/$export-status/:id', h(viewExport.viewExportCancel));
-  router.get('/ViewDefinition/$export-file/:id/:name', h(viewExport.viewExportFile));
+  routes.add('post', '/ViewDefinition/$export', h(viewExport.viewExportKickOff));
+  routes.add('get', '/ViewDefinition/$export-status/:id', h(viewExport.viewExportStatus));
+  routes.add('delete', '/ViewDefinition/$export-status/:id', h(viewExport.viewExportCancel));
+  routes.add('get', '/ViewDefinition/$export-file/:id/:name', h(viewExport.viewExportFile));
   // Terminology and $validate (operations/terminology.ts, operations/validate.ts).
   for (const [path, fn] of [
     ['/ValueSet/$expand', terminology.expand],
@@ -135,54 +137,37 @@ export function createApp(ctx: AppContext): express.Express {
     ['/CodeSystem/$lookup', terminology.lookup],
     ['/CodeSystem/$subsumes', terminology.subsumes],
   ] as const) {
-    router.get(path, h(fn));
-    router.post(path, h(fn));
+    routes.add('get', path, h(fn));
+    routes.add('post', path, h(fn));
   }
-  router.post('/:type/$validate', h(validateOperation));
-  router.get('/:type/$validate', h(validateNeedsPost));
-  router.get('/:type/:id/$validate', h(validateOperation));
-  router.post('/:type/:id/$validate', h(validateOperation));
+  routes.add('post', '/:type/$validate', h(validateOperation));
+  routes.add('get', '/:type/$validate', h(validateNeedsPost));
+  routes.add('get', '/:type/:id/$validate', h(validateOperation));
+  routes.add('post', '/:type/:id/$validate', h(validateOperation));
 
-  router.get('/metadata', metadataHandler(ctx, search.FEATURES));
-  router.get('/_history', h(history));
-  router.get('/', h(search.systemSearch));
-  router.post('/', h(bundleHandler));
-  router.get('/:type/_history', h(history));
-  router.post('/:type/_search', h(search.typeSearchPost));
-  router.get('/:type', h(search.typeSearch));
-  router.post('/:type', h(crud.create));
-  router.put('/:type', h(crud.conditionalUpdate));
-  router.patch('/:type', h(crud.conditionalPatch));
-  router.delete('/:type', h(crud.conditionalDelete));
-  router.get('/:type/:id/_history/:vid', h(crud.vread));
-  router.get('/:type/:id/_history', h(history));
-  router.get('/:type/:id', h(crud.read));
-  router.put('/:type/:id', h(crud.update));
-  router.patch('/:type/:id', h(crud.patch));
-  router.delete('/:type/:id', h(crud.remove));
-  router.get('/Patient/:id/:compartmentType', h(search.compartmentSearch));
+  routes.add('get', '/metadata', metadataHandler(ctx, search.FEATURES));
+  routes.add('get', '/_history', h(history));
+  routes.add('get', '/', h(search.systemSearch));
+  routes.add('post', '/', h(bundleHandler));
+  routes.add('get', '/:type/_history', h(history));
+  routes.add('post', '/:type/_search', h(search.typeSearchPost));
+  routes.add('get', '/:type', h(search.typeSearch));
+  routes.add('post', '/:type', h(crud.create));
+  routes.add('put', '/:type', h(crud.conditionalUpdate));
+  routes.add('patch', '/:type', h(crud.conditionalPatch));
+  routes.add('delete', '/:type', h(crud.conditionalDelete));
+  routes.add('get', '/:type/:id/_history/:vid', h(crud.vread));
+  routes.add('get', '/:type/:id/_history', h(history));
+  routes.add('get', '/:type/:id', h(crud.read));
+  routes.add('put', '/:type/:id', h(crud.update));
+  routes.add('patch', '/:type/:id', h(crud.patch));
+  routes.add('delete', '/:type/:id', h(crud.remove));
+  routes.add('get', '/Patient/:id/:compartmentType', h(search.compartmentSearch));
 
-  const allow: Array<[RegExp, string]> = [
-    [/^\/[^/]+\/\$validate$/, 'POST'],
-    [/^\/ViewDefinition\/\$run$/, 'POST'],
-    [/^\/ViewDefinition\/[^/]+\/\$run$/, 'GET, HEAD, POST'],
-    [/^\/ViewDefinition\/\$export$/, 'POST'],
-    [/^\/ViewDefinition\/\$export-status\/[^/]+$/, 'GET, HEAD, DELETE'],
-    [/^\/ViewDefinition\/\$export-file\/[^/]+\/[^/]+$/, 'GET, HEAD'],
-    [/^\/[^/]+\/[^/]+\/\$validate$/, 'GET, HEAD, POST'],
-    [/^\/(ValueSet|CodeSystem)\/([^/]+\/)?\$(expand|validate-code|lookup|subsumes)$/, 'GET, HEAD, POST'],
-    [/^\/?$/, 'GET, HEAD, POST'],
-    [/^\/metadata$/, 'GET, HEAD'],
-    [/^\/[^/]+\/[^/]+\/_history\/[^/]+$/, 'GET, HEAD'],
-    [/^\/[^/]+\/[^/]+\/_history$/, 'GET, HEAD'],
-    [/^\/[^/]+\/_history$/, 'GET, HEAD'],
-    [/^\/[^/]+\/_search$/, 'POST'],
-    [/^\/[^/]+\/[^/]+$/, 'GET, HEAD, PUT, PATCH, DELETE'],
-    [/^\/[^/]+$/, 'GET, HEAD, POST, PUT, PATCH, DELETE'],
-  ];
   router.use((req: Request) => {
-    const rule = allow.find(([re]) => re.test(req.path));
-    if (rule) throw methodNotAllowed(`${req.method} is not allowed on ${req.path}`, rule[1]);
+    const allowed = routes.allowed(req.path);
+    if (allowed.length > 0)
+      throw methodNotAllowed(`${req.method} is not allowed on ${req.path}`, allowed.join(', '));
     throw notFound(`No FHIR interaction at ${req.method} ${req.path}`);
   });
 

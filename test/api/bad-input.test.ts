@@ -158,6 +158,23 @@ describe('bad input is refused with an OperationOutcome and stores nothing', () 
     expectOutcome(r, 405);
     expect(r.headers.allow).toContain('GET');
   });
+
+  test.each([
+    ['post', '/fhir/Patient/123', 'GET, HEAD, PUT, PATCH, DELETE'],
+    ['put', '/fhir', 'GET, HEAD, POST'],
+    ['delete', '/fhir/Patient/123/$everything', 'GET, HEAD'],
+    // The generic /:type/:id routes also match here: their methods are allowed too.
+    ['post', '/fhir/$export-status/abc', 'GET, HEAD, PUT, PATCH, DELETE'],
+    ['post', '/fhir/Patient/123/_history', 'GET, HEAD'],
+  ] as const)('%s %s: 405, Allow is what the routes answer there (%s)', async (method, path, allow) => {
+    const r = await h.request[method](path).set('Content-Type', FHIR_JSON).send('{}');
+    expectOutcome(r, 405);
+    expect(r.headers.allow).toBe(allow);
+  });
+
+  test('a path no route has is 404, not 405', async () => {
+    expectOutcome(await h.request.get('/fhir/Patient/1/_history/2/extra'), 404);
+  });
 });
 
 describe('request ids', () => {
