@@ -12,6 +12,7 @@ import type {
 import { andOf, escapeRegex, field, isRecord, normalizeText, orOf, sortField, str } from './types/common';
 import { WORD } from './text';
 import { compositeComponents, compositeFilter } from './types/composite';
+import { terminologyOf } from '../validation/terminology';
 import { dateFilter, parseDateRange } from './types/date';
 import { nearFilter } from './types/near';
 import { numberFilter } from './types/number';
@@ -103,7 +104,7 @@ class Compiler {
       case 'string':
         return stringFilter(code, modifier, values);
       case 'token':
-        return tokenFilter(code, modifier, values, this.ctx.registry);
+        return tokenFilter(code, modifier, values, terminologyOf(this.ctx.registry));
       case 'reference':
         return referenceFilter(code, modifier, values, this.isResourceType);
       case 'date':

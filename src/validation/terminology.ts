@@ -34,6 +34,18 @@ export interface Expansion {
 
 export type Membership = 'member' | 'not-member' | 'unknown';
 
+const services = new WeakMap<DefinitionsRegistry, TerminologyService>();
+
+/** The one TerminologyService of a registry (validation, search's :in/:below, $expand share its caches). */
+export function terminologyOf(registry: DefinitionsRegistry): TerminologyService {
+  let t = services.get(registry);
+  if (!t) {
+    t = new TerminologyService(registry);
+    services.set(registry, t);
+  }
+  return t;
+}
+
 /** Terminology over what the server holds: ValueSet expansion, membership, lookup, subsumption. */
 export class TerminologyService {
   private readonly systems = new Map<string, CodeSystemIndex | null>();
@@ -237,7 +249,7 @@ export function indexCodeSystem(cs: CodeSystem): CodeSystemIndex {
   };
 }
 
-function ancestors(cs: CodeSystemIndex, code: string): Set<string> {
+export function ancestors(cs: CodeSystemIndex, code: string): Set<string> {
   const out = new Set<string>();
   const stack = [...(cs.concepts.get(code)?.parents ?? [])];
   while (stack.length > 0) {
@@ -249,7 +261,7 @@ function ancestors(cs: CodeSystemIndex, code: string): Set<string> {
   return out;
 }
 
-function descendants(cs: CodeSystemIndex, code: string, self: boolean): Set<string> {
+export function descendants(cs: CodeSystemIndex, code: string, self: boolean): Set<string> {
   const out = new Set<string>();
   for (const c of cs.concepts.keys()) {
     if (c === code ? self : ancestors(cs, c).has(code)) out.add(c);

@@ -17,7 +17,7 @@ import { isPrimitiveType, primitiveProblem } from './primitives';
 import { proseRules } from './rules';
 import { generateSnapshot } from './snapshot';
 import { type Item, extensionUrl, matchesSlice } from './slicing';
-import { TerminologyService } from './terminology';
+import { TerminologyService, terminologyOf } from './terminology';
 import { ucumDifference } from './ucum';
 
 /** Which pass found an issue: the base definition of the type, or a profile the resource claims. */
@@ -87,7 +87,7 @@ export class InstanceValidator {
     private readonly options: ValidatorOptions = {},
     terminology?: TerminologyService,
   ) {
-    this.terminology = terminology ?? new TerminologyService(registry);
+    this.terminology = terminology ?? terminologyOf(registry);
   }
 
   structure(url: string): CompiledStructure | undefined {

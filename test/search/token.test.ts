@@ -132,6 +132,26 @@ describe('token search', () => {
     expect(await matches(enc('_ActEncounterCode'), `class:above=${sys}|AMB`)).toBe(true);
     expect(await matches(enc('EMER'), `class:above=${sys}|AMB`)).toBe(false);
   });
+  it('class:in a ValueSet defined by an is-a filter and an exclude (v3-ActEncounterCode)', async () => {
+    const sys = 'http://terminology.hl7.org/CodeSystem/v3-ActCode';
+    const vs = 'http://terminology.hl7.org/ValueSet/v3-ActEncounterCode';
+    const enc = (code: string): Encounter => ({
+      resourceType: 'Encounter',
+      status: 'finished',
+      class: { system: sys, code },
+    });
+    expect(await matches(enc('AMB'), `class:in=${vs}`)).toBe(true);
+    expect(await matches(enc('EMER'), `class:in=${vs}`)).toBe(true);
+    // The filter's root is excluded; a code outside the hierarchy is not in it.
+    expect(await matches(enc('_ActEncounterCode'), `class:in=${vs}`)).toBe(false);
+    expect(await matches(enc('_ActAccountCode'), `class:in=${vs}`)).toBe(false);
+    expect(await matches(enc('_ActEncounterCode'), `class:not-in=${vs}`)).toBe(true);
+  });
+  it(':in an unknown ValueSet is a 400', async () => {
+    await expect(matches(bp, 'code:in=http://example.org/ValueSet/none')).rejects.toMatchObject({
+      status: 400,
+    });
+  });
   it(':below on a code system the server does not hold is a 501', async () => {
     await expect(matches(bp, 'code:below=http://loinc.org|8480-6')).rejects.toMatchObject({ status: 501 });
   });

@@ -1,7 +1,7 @@
-import type { CodeSystemConcept, ValueSet } from 'fhir/r4';
 import { badRequest, notSupported } from '../../fhir/errors';
 import type { Filter } from '../../store/backend';
 import type { SearchValue } from '../request';
+import { ancestors, descendants, type CodeSystemIndex, type Expansion } from '../../validation/terminology';
 import {
   entryFilter,
   escapeRegex,
@@ -119,10 +119,13 @@ export function indexToken(nodes: ValueNode[]): TokenEntry[] {
   return out;
 }
 
-/** What token filters need from the definitions: ValueSets and CodeSystems for :in and :not-in. */
+/**
+ * What token filters need from terminology (validation/terminology.ts TerminologyService): ValueSet
+ * expansions for :in and :not-in, CodeSystem hierarchies for :above and :below.
+ */
 export interface TerminologySource {
-  valueSet(url: string): ValueSet | undefined;
-  codeSystem(url: string): { concept?: CodeSystemConcept[] } | undefined;
+  expand(url: string): Expansion | undefined;
+  codeSystem(url: string): CodeSystemIndex | undefined;
 }
 
 /** `code`, `system|code`, `|code`, `system|` against one entry. */
@@ -136,75 +139,10 @@ function tokenMatch(code: string, v: SearchValue): Filter {
   return entryFilter(code, { s: system, c: value });
 }
 
-function flattenConcepts(concepts: CodeSystemConcept[] | undefined, out: string[]): void {
-  for (const c of concepts ?? []) {
-    out.push(c.code);
-    flattenConcepts(c.concept, out);
-  }
-}
-
-/**
- * The (system, codes) of a ValueSet, for :in. Handles expansions, and compose.include by concept list
- * or by whole (enumerated) CodeSystem; `undefined` codes means any code of the system.
- * Filters, nested value sets and excludes need a terminology server: 501.
- */
-export function expandValueSet(
-  url: string,
-  terminology: TerminologySource,
-): Map<string, Set<string> | undefined> {
-  const vs = terminology.valueSet(url);
-  if (!vs) throw badRequest(`Unknown ValueSet '${url}'`);
-  const out = new Map<string, Set<string> | undefined>();
-  const add = (system: string, codes: string[] | undefined): void => {
-    if (codes === undefined) {
-      out.set(system, undefined);
-      return;
-    }
-    if (out.has(system) && out.get(system) === undefined) return;
-    const set = out.get(system) ?? new Set<string>();
-    for (const c of codes) set.add(c);
-    out.set(system, set);
-  };
-  if (vs.expansion?.contains) {
-    const walk = (cs: NonNullable<ValueSet['expansion']>['contains']): void => {
-      for (const c of cs ?? []) {
-        if (c.system && c.code) add(c.system, [c.code]);
-        walk(c.contains);
-      }
-    };
-    walk(vs.expansion.contains);
-    return out;
-  }
-  if (vs.compose?.exclude && vs.compose.exclude.length > 0) {
-    throw notSupported(`ValueSet '${url}' has excludes; :in needs a terminology server for it`);
-  }
-  for (const inc of vs.compose?.include ?? []) {
-    if (inc.filter && inc.filter.length > 0)
-      throw notSupported(`ValueSet '${url}' uses filters; :in cannot expand it`);
-    if (inc.valueSet && inc.valueSet.length > 0) {
-      for (const nested of inc.valueSet) {
-        for (const [s, codes] of expandValueSet(nested, terminology)) add(s, codes ? [...codes] : undefined);
-      }
-    }
-    if (!inc.system) continue;
-    if (inc.concept && inc.concept.length > 0) {
-      add(
-        inc.system,
-        inc.concept.map((c) => c.code),
-      );
-    } else {
-      const cs = terminology.codeSystem(inc.system);
-      const codes: string[] = [];
-      flattenConcepts(cs?.concept, codes);
-      add(inc.system, codes.length > 0 ? codes : undefined);
-    }
-  }
-  return out;
-}
-
 /**
  * `:below` (the code and its descendants) and `:above` (the code and its ancestors) by the concept
- * hierarchy of a CodeSystem the server holds. Others (SNOMED CT, LOINC) need a terminology server: 501.
+ * hierarchy of a CodeSystem the server holds (nesting and `parent` properties). Others (SNOMED CT,
+ * LOINC) need a terminology server: 501.
  */
 function subsumption(
   code: string,
@@ -216,50 +154,30 @@ function subsumption(
   if (v.parts.length !== 2 || system === '' || value === '') {
     throw badRequest(`:${direction} takes system|code, not '${v.value}'`);
   }
-  const concepts = terminology?.codeSystem(system)?.concept;
-  if (!concepts || concepts.length === 0)
-    throw notSupported(`:${direction} needs the concepts of '${system}'`);
-  const parents = new Map<string, string | undefined>();
-  const children = new Map<string, string[]>();
-  const walk = (cs: CodeSystemConcept[] | undefined, parent: string | undefined): void => {
-    for (const c of cs ?? []) {
-      parents.set(c.code, parent);
-      if (parent) children.set(parent, [...(children.get(parent) ?? []), c.code]);
-      walk(c.concept, c.code);
-    }
-  };
-  walk(concepts, undefined);
-  const codes = new Set<string>([value]);
-  if (direction === 'above') {
-    for (let p = parents.get(value); p !== undefined && !codes.has(p); p = parents.get(p)) codes.add(p);
-  } else {
-    const queue = [value];
-    for (let c = queue.shift(); c !== undefined; c = queue.shift()) {
-      for (const child of children.get(c) ?? []) {
-        if (!codes.has(child)) {
-          codes.add(child);
-          queue.push(child);
-        }
-      }
-    }
-  }
-  return entryFilter(code, { s: system, c: { $in: [...codes] } });
+  const cs = terminology?.codeSystem(system);
+  if (!cs || cs.concepts.size === 0) throw notSupported(`:${direction} needs the concepts of '${system}'`);
+  const related = direction === 'above' ? ancestors(cs, value) : descendants(cs, value, false);
+  return entryFilter(code, { s: system, c: { $in: [value, ...related] } });
 }
 
+/**
+ * :in: the codes of the ValueSet's expansion, system by system; a system the server cannot
+ * enumerate (not held, or a filter it cannot evaluate) matches any of its codes; a ValueSet that
+ * includes one the server does not hold cannot be expanded: 501.
+ */
 function inValueSet(code: string, url: string, terminology: TerminologySource | undefined): Filter {
   if (!terminology) throw notSupported(':in needs ValueSet definitions');
-  const expansion = expandValueSet(url, terminology);
+  const expansion = terminology.expand(url);
+  if (!expansion) throw badRequest(`Unknown ValueSet '${url}'`);
+  if (expansion.open) throw notSupported(`ValueSet '${url}' includes a ValueSet this server does not hold`);
   const alternatives: Filter[] = [];
-  for (const [system, codes] of expansion) {
-    alternatives.push(
-      codes === undefined
-        ? { [field(code, 's')]: system }
-        : entryFilter(code, { s: system, c: { $in: [...codes] } }),
-    );
+  for (const system of expansion.openSystems) alternatives.push({ [field(code, 's')]: system });
+  for (const [system, members] of expansion.codes) {
+    if (expansion.openSystems.has(system) || members.size === 0) continue;
+    const codes = [...members.keys()];
+    alternatives.push(entryFilter(code, { s: system, c: { $in: codes } }));
     // Plain `code` elements carry no system in the index: their code is checked alone.
-    if (codes !== undefined) {
-      alternatives.push(entryFilter(code, { s: { $exists: false }, c: { $in: [...codes] } }));
-    }
+    alternatives.push(entryFilter(code, { s: { $exists: false }, c: { $in: codes } }));
   }
   if (alternatives.length === 0) return { _id: { $in: [] } };
   return orOf(alternatives);
