@@ -408,11 +408,11 @@ export async function connectMongo(
           .map((c) => c.name);
         // The contract asks for collections that hold at least one document (as the embedded engine
         // reports them); MongoDB keeps empty collections (e.g. after createIndex or deleteMany).
-        const nonEmpty: string[] = [];
-        for (const n of names) {
-          if ((await db.collection(n).findOne({}, { projection: { _id: 1 } })) !== null) nonEmpty.push(n);
-        }
-        return nonEmpty.sort();
+        // One probe per collection, all in flight together (a system search asks this each time).
+        const probes = await Promise.all(
+          names.map((n) => db.collection(n).findOne({}, { projection: { _id: 1 } })),
+        );
+        return names.filter((_, i) => probes[i] !== null).sort();
       } catch (e) {
         throw mapError(e, undefined);
       }
