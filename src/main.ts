@@ -13,6 +13,7 @@ import type { Backend } from './store/backend';
 import { EmbeddedBackend } from './store/embedded/engine';
 import { connectMongo } from './store/mongo';
 import { ResourceStore } from './store/resource-store';
+import { hotSearchIndexes } from './search/indexes';
 import { ViewAwareValidator } from './views/validate';
 
 export interface Server {
@@ -43,7 +44,11 @@ export async function buildContext(config: Config, log: Logger): Promise<AppCont
     onError: (type, code, e) =>
       log.debug({ type, code, err: String(e) }, 'search parameter extraction failed'),
   });
-  const store = new ResourceStore({ backend, extractor });
+  const store = new ResourceStore({
+    backend,
+    extractor,
+    searchIndexes: (type) => hotSearchIndexes(registry, type),
+  });
   await store.init();
   // ViewAwareValidator: the R4 ProfileValidator plus the SQL-on-FHIR ViewDefinition model (views/validate.ts).
   const base = {

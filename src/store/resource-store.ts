@@ -9,6 +9,7 @@ import {
   type Collection,
   type Filter,
   type FindOptions,
+  type IndexSpec,
   type Session,
 } from './backend';
 import { HISTORY_COLLECTION, type CurrentDoc, type HistoryDoc, type HistoryMethod } from './documents';
@@ -24,6 +25,8 @@ export interface StoreDeps {
   extractor: IndexExtractor;
   now?: () => Date;
   newId?: () => string;
+  /** Compound indexes for a type's hot search paths, created on MongoDB (search/indexes.ts). */
+  searchIndexes?: (type: string) => IndexSpec[];
 }
 
 export interface WriteResult {
@@ -74,6 +77,7 @@ export class ResourceStore {
   private readonly extractor: IndexExtractor;
   private readonly now: () => Date;
   private readonly newId: () => string;
+  private readonly searchIndexes: ((type: string) => IndexSpec[]) | undefined;
   private readonly history: Collection<HistoryDoc>;
   private readonly guards: Collection<{ _id: string; type: string; resourceId: string }>;
   private readonly indexedTypes = new Set<string>();
@@ -83,6 +87,7 @@ export class ResourceStore {
     this.extractor = deps.extractor;
     this.now = deps.now ?? (() => new Date());
     this.newId = deps.newId ?? randomUUID;
+    this.searchIndexes = deps.searchIndexes;
     this.history = this.backend.collection<HistoryDoc>(HISTORY_COLLECTION);
     this.guards = this.backend.collection('conditional_create');
   }
@@ -102,6 +107,10 @@ export class ResourceStore {
     const c = this.current(type);
     await c.createIndex({ name: 'idx_wildcard', key: { 'idx.$**': 1 } });
     await c.createIndex({ name: 'lastUpdated_1', key: { lastUpdated: 1 } });
+    // The embedded engine builds its own single-field indexes on first use; compound ones would only
+    // cost it writes.
+    if (this.backend.kind === 'mongodb')
+      for (const spec of this.searchIndexes?.(type) ?? []) await c.createIndex(spec);
     this.indexedTypes.add(type);
   }
 
