@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { Observation } from 'fhir/r4';
 import { IndexExtractor } from '../../src/search/extract';
 import { hotSearchIndexes } from '../../src/search/indexes';
-import type { Backend, IndexSpec } from '../../src/store/backend';
+import type { Backend, BaseDoc, Collection, IndexSpec } from '../../src/store/backend';
 import { EmbeddedBackend } from '../../src/store/embedded/engine';
 import { ResourceStore } from '../../src/store/resource-store';
 import { registry } from './helpers';
@@ -32,9 +32,9 @@ describe('hot search indexes (MongoDB)', () => {
       const asKind = (kind: Backend['kind']): Backend => {
         const backend = Object.create(engine) as Backend & { kind: Backend['kind'] };
         Object.defineProperty(backend, 'kind', { value: kind });
-        backend.collection = (name) => {
-          const c = engine.collection(name);
-          return Object.assign(Object.create(c) as typeof c, {
+        backend.collection = <T extends BaseDoc>(name: string): Collection<T> => {
+          const c = engine.collection<T>(name);
+          return Object.assign(Object.create(c) as Collection<T>, {
             createIndex: async (spec: IndexSpec) => {
               created.push([name, spec]);
               await c.createIndex(spec);
