@@ -29,6 +29,26 @@ function runnerOf(ctx: AppContext): BulkRunner {
   return bulkRunnerFor(ctx);
 }
 
+/**
+ * The job runner, when it may take one more export (bulk or view): BULK_MAX_JOBS in progress at
+ * most, else 429 with Retry-After.
+ */
+export async function admitExportJob(ctx: AppContext): Promise<BulkRunner> {
+  const runner = runnerOf(ctx);
+  if ((await runner.jobs.countActive()) >= ctx.config.bulk.maxJobs)
+    throw new FhirError(
+      429,
+      [
+        issue(
+          'throttled',
+          `Too many export jobs in progress (limit ${ctx.config.bulk.maxJobs}); retry later`,
+        ),
+      ],
+      { 'Retry-After': String(BUSY_RETRY_AFTER_SECONDS) },
+    );
+  return runner;
+}
+
 function statusUrl(ctx: AppContext, id: string): string {
   return `${ctx.config.baseUrl}/$export-status/${id}`;
 }
@@ -122,18 +142,7 @@ export function kickOff(level: ExportLevel) {
       const members = await groupMembers(ctx, policy, groupId);
       params.patients = params.patients ? params.patients.filter((p) => members.includes(p)) : members;
     }
-    const runner = runnerOf(ctx);
-    if ((await runner.jobs.countActive()) >= ctx.config.bulk.maxJobs)
-      throw new FhirError(
-        429,
-        [
-          issue(
-            'throttled',
-            `Too many export jobs in progress (limit ${ctx.config.bulk.maxJobs}); retry later`,
-          ),
-        ],
-        { 'Retry-After': String(BUSY_RETRY_AFTER_SECONDS) },
-      );
+    const runner = await admitExportJob(ctx);
     const transactionTime = new Date().toISOString();
     const plans = await planTypes(ctx, req, policy, level, params, transactionTime);
     if (params.patients) noteAccess(res, { patients: params.patients });

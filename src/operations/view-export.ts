@@ -22,6 +22,7 @@ import { VIEW_DEFINITION } from '../views/resource-type';
 import { EXCLUDED_TYPES } from './deidentify';
 import { operationInput, paramString } from './params';
 import { groupMembers } from './group';
+import { admitExportJob } from './export';
 import { parseInstantParam } from '../fhir/instant';
 import {
   patientId,
@@ -42,7 +43,6 @@ import {
  */
 
 const RETRY_AFTER_SECONDS = 2;
-const BUSY_RETRY_AFTER_SECONDS = 30;
 
 const FORMATS: Record<string, ViewFileFormat> = {
   csv: 'csv',
@@ -168,18 +168,7 @@ export async function viewExportKickOff(ctx: AppContext, req: Request, res: Resp
   if (input.patientRefs.length > 0 || input.groupRefs.length > 0)
     population.patients = [...new Set(patients)];
 
-  const runner = runnerOf(ctx);
-  if ((await runner.jobs.countActive()) >= ctx.config.bulk.maxJobs)
-    throw new FhirError(
-      429,
-      [
-        issue(
-          'throttled',
-          `Too many export jobs in progress (limit ${ctx.config.bulk.maxJobs}); retry later`,
-        ),
-      ],
-      { 'Retry-After': String(BUSY_RETRY_AFTER_SECONDS) },
-    );
+  const runner = await admitExportJob(ctx);
   const transactionTime = new Date().toISOString();
   population.until = transactionTime;
   // The filters are compiled now with the caller's visibility, like a bulk export's: a resumed job
