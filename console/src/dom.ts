@@ -65,6 +65,25 @@ export function field(label: string, control: HTMLElement, hint?: string): HTMLE
   return h('div', { class: 'field' }, h('label', { for: id }, label), control, hintEl);
 }
 
+/** A table with column headers; the caption is for screen readers only. */
+export function dataTable(caption: string, headers: string[], rows: Child[]): HTMLTableElement {
+  return h(
+    'table',
+    {},
+    h('caption', { class: 'sr-only' }, caption),
+    h(
+      'thead',
+      {},
+      h(
+        'tr',
+        {},
+        headers.map((t) => h('th', { scope: 'col' }, t)),
+      ),
+    ),
+    h('tbody', {}, rows),
+  );
+}
+
 /** A message box for errors (role=alert) or notes. */
 export function message(text: string, kind: 'error' | 'note' = 'note'): HTMLElement {
   return h('p', { class: `msg ${kind}`, role: kind === 'error' ? 'alert' : null }, text);

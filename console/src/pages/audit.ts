@@ -1,6 +1,6 @@
 import type { AuditEvent, Bundle, Parameters } from 'fhir/r4';
 import type { App, Page } from '../app';
-import { announce, append, field, h, link, message, replace, saveBlob } from '../dom';
+import { announce, append, dataTable, field, h, link, message, replace, saveBlob } from '../dom';
 import { errorOf, linkOf, queryString, resources } from '../fhir';
 import { dateText } from '../format';
 
@@ -67,22 +67,10 @@ function eventRow(e: AuditEvent): HTMLElement {
 }
 
 function eventTable(caption: string, events: AuditEvent[]): HTMLElement {
-  return h(
-    'table',
-    {},
-    h('caption', { class: 'sr-only' }, caption),
-    h(
-      'thead',
-      {},
-      h(
-        'tr',
-        {},
-        ['Recorded', 'User', 'Action', 'Interaction', 'Resource or query', 'Outcome'].map((t) =>
-          h('th', { scope: 'col' }, t),
-        ),
-      ),
-    ),
-    h('tbody', {}, events.map(eventRow)),
+  return dataTable(
+    caption,
+    ['Recorded', 'User', 'Action', 'Interaction', 'Resource or query', 'Outcome'],
+    events.map(eventRow),
   );
 }
 

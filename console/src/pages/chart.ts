@@ -11,7 +11,7 @@ import type {
   Patient,
 } from 'fhir/r4';
 import type { App, Page } from '../app';
-import { append, h, link, message, replace, saveBlob, svg } from '../dom';
+import { append, dataTable, h, link, message, replace, saveBlob, svg } from '../dom';
 import { ApiError, linkOf, resources } from '../fhir';
 import {
   ageOf,
@@ -137,24 +137,6 @@ async function load(el: HTMLElement, fill: () => Promise<Array<Node | string>>):
   el.setAttribute('aria-busy', 'false');
 }
 
-function table(caption: string, headers: string[], rows: HTMLElement[]): HTMLElement {
-  return h(
-    'table',
-    {},
-    h('caption', { class: 'sr-only' }, caption),
-    h(
-      'thead',
-      {},
-      h(
-        'tr',
-        {},
-        headers.map((t) => h('th', { scope: 'col' }, t)),
-      ),
-    ),
-    h('tbody', {}, rows),
-  );
-}
-
 function resLink(type: string, id: string | undefined, text: string): HTMLElement | string {
   return id ? link(`/console/resource/${type}/${encodeURIComponent(id)}`, text || `${type}/${id}`) : text;
 }
@@ -192,7 +174,7 @@ async function encounters(app: App, patient: string): Promise<Array<Node | strin
     );
   return [
     timeline(list),
-    table('Most recent encounters', ['When', 'Type', 'Status', 'Reason'], rows),
+    dataTable('Most recent encounters', ['When', 'Type', 'Status', 'Reason'], rows),
     list.length > 10
       ? h('p', { class: 'muted' }, `${list.length - 10} older encounters are on the timeline.`)
       : '',
@@ -280,7 +262,7 @@ async function conditions(app: App, patient: string): Promise<Array<Node | strin
     ),
   );
   return [
-    table('Conditions', ['Condition', 'Status', 'Onset', 'Resolved'], rows),
+    dataTable('Conditions', ['Condition', 'Status', 'Onset', 'Resolved'], rows),
     moreNote(b, list.length, 'conditions'),
   ];
 }
@@ -322,7 +304,7 @@ async function medications(app: App, patient: string): Promise<Array<Node | stri
   ].sort((a, b) => (b.when ?? '').localeCompare(a.when ?? ''));
   if (rows.length === 0) return [message('No medications.')];
   return [
-    table(
+    dataTable(
       'Medications',
       ['Medication', 'Kind', 'Status', 'Date', 'Dosage'],
       rows.map((r) =>
@@ -596,7 +578,11 @@ async function observations(app: App, patient: string, host: HTMLElement): Promi
   const first = [...plottable].sort((a, b) => b.count - a.count)[0];
   const result: Array<Node | string> = [
     plotArea,
-    table('Latest observation of each kind', ['Observation', 'Latest value', 'Date', 'Readings', ''], rows),
+    dataTable(
+      'Latest observation of each kind',
+      ['Observation', 'Latest value', 'Date', 'Readings', ''],
+      rows,
+    ),
     moreNote(b, list.length, 'observations'),
   ];
   // Plot after the section is in place, so it can take the section's width.

@@ -1,6 +1,6 @@
 import type { Bundle, Patient } from 'fhir/r4';
 import type { Page } from '../app';
-import { announce, append, field, h, link, message, replace } from '../dom';
+import { announce, append, dataTable, field, h, link, message, replace } from '../dom';
 import { linkOf, queryString, resources } from '../fhir';
 import { identifierText, nameOf } from '../format';
 
@@ -91,21 +91,7 @@ export const finderPage: Page = async (app, view, _params, query) => {
       h('h2', { id: 'results-h' }, 'Patients'),
       patients.length === 0
         ? message('No patient matches.')
-        : h(
-            'table',
-            {},
-            h('caption', { class: 'sr-only' }, 'Matching patients'),
-            h(
-              'thead',
-              {},
-              h(
-                'tr',
-                {},
-                ['Name', 'Birth date', 'Gender', 'Identifiers'].map((t) => h('th', { scope: 'col' }, t)),
-              ),
-            ),
-            h('tbody', {}, rows),
-          ),
+        : dataTable('Matching patients', ['Name', 'Birth date', 'Gender', 'Identifiers'], rows),
       pager,
     );
   }

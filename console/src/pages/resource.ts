@@ -1,6 +1,6 @@
 import type { Bundle, Resource } from 'fhir/r4';
 import type { Page } from '../app';
-import { append, field, h, link, message, replace } from '../dom';
+import { append, dataTable, field, h, link, message, replace } from '../dom';
 import { canonicalJson, diffLines } from '../diff';
 import { ApiError } from '../fhir';
 import { dateText } from '../format';
@@ -126,21 +126,7 @@ export const resourcePage: Page = async (app, view, [type = '', id = '']) => {
           { id: 'history-h' },
           `History (${versions.length} version${versions.length === 1 ? '' : 's'})`,
         ),
-        h(
-          'table',
-          {},
-          h('caption', { class: 'sr-only' }, 'Versions, newest first'),
-          h(
-            'thead',
-            {},
-            h(
-              'tr',
-              {},
-              ['Version', 'Changed', 'How', ''].map((t) => h('th', { scope: 'col' }, t)),
-            ),
-          ),
-          h('tbody', {}, rows),
-        ),
+        dataTable('Versions, newest first', ['Version', 'Changed', 'How', ''], rows),
         withBody.length > 1
           ? h(
               'div',
