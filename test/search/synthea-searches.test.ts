@@ -109,6 +109,40 @@ function mostCommon(values: string[]): string {
 }
 const utcYear = (y: number): string => `${y}-01-01T00:00:00Z`;
 
+/** The patient's own resources of a type (those whose subject is the patient). */
+function mineOf(p: RawPatient, type: string): Raw[] {
+  return p.resources.filter((r) => r.resourceType === type && refersTo(r, 'subject', p.fullUrl));
+}
+/** The most common code of `system` in the resources' `code`. */
+function commonCode(resources: Raw[], system: string): string {
+  return mostCommon(
+    resources.flatMap((r) => codings(r.code).filter((c) => c.system === system)).map((c) => c.code ?? ''),
+  );
+}
+/**
+ * A window of `span` UTC years from the start year at `1/divisor` through the resources' sorted
+ * start years, and how many of the resources' date ranges overlap it.
+ */
+function yearWindow(
+  resources: Raw[],
+  dateTimeKey: string,
+  periodKey: string,
+  divisor: number,
+  span: number,
+): { from: string; to: string; expected: number } {
+  const years = resources
+    .map((r) => range(r, dateTimeKey, periodKey)?.[0])
+    .filter((t): t is number => t !== undefined && Number.isFinite(t))
+    .map((t) => new Date(t).getUTCFullYear())
+    .sort((a, b) => a - b);
+  const fromYear = years[Math.floor(years.length / divisor)] ?? 2000;
+  const [from, to] = [utcYear(fromYear), utcYear(fromYear + span)];
+  const expected = resources.filter((r) =>
+    inRange(range(r, dateTimeKey, periodKey), Date.parse(from), Date.parse(to)),
+  ).length;
+  return { from, to, expected };
+}
+
 // ---- the server ----
 
 let h: Harness;
@@ -152,14 +186,8 @@ async function serverPatientId(mrn: string): Promise<string> {
 
   it("finds a patient's Observations by LOINC code", async () => {
     if (!first) throw new Error('no patient');
-    const mine = first.resources.filter(
-      (r) => r.resourceType === 'Observation' && refersTo(r, 'subject', first.fullUrl),
-    );
-    const code = mostCommon(
-      mine
-        .flatMap((o) => codings(o.code).filter((c) => c.system === 'http://loinc.org'))
-        .map((c) => c.code ?? ''),
-    );
+    const mine = mineOf(first, 'Observation');
+    const code = commonCode(mine, 'http://loinc.org');
     const expected = mine.filter((o) => hasCoding(o.code, 'http://loinc.org', code)).length;
     const id = await serverPatientId(first.mrn);
     const got = await count(
@@ -171,25 +199,10 @@ async function serverPatientId(mrn: string): Promise<string> {
 
   it("finds a patient's Observations by LOINC code and date range", async () => {
     if (!first) throw new Error('no patient');
-    const mine = first.resources.filter(
-      (r) => r.resourceType === 'Observation' && refersTo(r, 'subject', first.fullUrl),
-    );
-    const code = mostCommon(
-      mine
-        .flatMap((o) => codings(o.code).filter((c) => c.system === 'http://loinc.org'))
-        .map((c) => c.code ?? ''),
-    );
+    const mine = mineOf(first, 'Observation');
+    const code = commonCode(mine, 'http://loinc.org');
     const withCode = mine.filter((o) => hasCoding(o.code, 'http://loinc.org', code));
-    const years = withCode
-      .map((o) => range(o, 'effectiveDateTime', 'effectivePeriod')?.[0])
-      .filter((t): t is number => t !== undefined && Number.isFinite(t))
-      .map((t) => new Date(t).getUTCFullYear())
-      .sort((a, b) => a - b);
-    const fromYear = years[Math.floor(years.length / 3)] ?? 2000;
-    const [from, to] = [utcYear(fromYear), utcYear(fromYear + 3)];
-    const expected = withCode.filter((o) =>
-      inRange(range(o, 'effectiveDateTime', 'effectivePeriod'), Date.parse(from), Date.parse(to)),
-    ).length;
+    const { from, to, expected } = yearWindow(withCode, 'effectiveDateTime', 'effectivePeriod', 3, 3);
     const id = await serverPatientId(first.mrn);
     const got = await count(
       `Observation?patient=${id}&code=${encodeURIComponent(`http://loinc.org|${code}`)}` +
@@ -203,11 +216,7 @@ async function serverPatientId(mrn: string): Promise<string> {
   it('finds Conditions by SNOMED code, across patients and for one patient', async () => {
     if (!first) throw new Error('no patient');
     const conditions = all.filter((r) => r.resourceType === 'Condition');
-    const code = mostCommon(
-      conditions
-        .flatMap((c) => codings(c.code).filter((x) => x.system === 'http://snomed.info/sct'))
-        .map((x) => x.code ?? ''),
-    );
+    const code = commonCode(conditions, 'http://snomed.info/sct');
     const token = encodeURIComponent(`http://snomed.info/sct|${code}`);
     const expectedAll = conditions.filter((c) => hasCoding(c.code, 'http://snomed.info/sct', code)).length;
     const expectedMine = conditions.filter(
@@ -221,19 +230,8 @@ async function serverPatientId(mrn: string): Promise<string> {
 
   it("finds a patient's Encounters by date range", async () => {
     if (!first) throw new Error('no patient');
-    const mine = first.resources.filter(
-      (r) => r.resourceType === 'Encounter' && refersTo(r, 'subject', first.fullUrl),
-    );
-    const years = mine
-      .map((e) => range(e, 'period-has-no-dateTime', 'period')?.[0])
-      .filter((t): t is number => t !== undefined && Number.isFinite(t))
-      .map((t) => new Date(t).getUTCFullYear())
-      .sort((a, b) => a - b);
-    const fromYear = years[Math.floor(years.length / 2)] ?? 2000;
-    const [from, to] = [utcYear(fromYear), utcYear(fromYear + 5)];
-    const expected = mine.filter((e) =>
-      inRange(range(e, 'period-has-no-dateTime', 'period'), Date.parse(from), Date.parse(to)),
-    ).length;
+    const mine = mineOf(first, 'Encounter');
+    const { from, to, expected } = yearWindow(mine, 'period-has-no-dateTime', 'period', 2, 5);
     const id = await serverPatientId(first.mrn);
     const got = await count(
       `Encounter?subject=Patient/${id}&date=ge${encodeURIComponent(from)}&date=lt${encodeURIComponent(to)}`,
