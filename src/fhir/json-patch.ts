@@ -235,8 +235,11 @@ function cloneJson(value: unknown, what: string): unknown {
   throw badRequest(`The ${what} is not JSON`);
 }
 
-/** RFC 6902 section 4.6: equal types and values; objects ignore member order, arrays do not. */
-function jsonEqual(a: unknown, b: unknown): boolean {
+/**
+ * RFC 6902 section 4.6: equal types and values; objects ignore member order, arrays do not. Also the
+ * deep equality of validation (fixed[x], profile.html#fixed).
+ */
+export function jsonEqual(a: unknown, b: unknown): boolean {
   if (a === b) return true;
   if (Array.isArray(a))
     return Array.isArray(b) && a.length === b.length && a.every((v, k) => jsonEqual(v, b[k]));

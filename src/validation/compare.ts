@@ -1,18 +1,3 @@
-/** Deep equality of JSON values (fixed[x] matching, profile.html#fixed). */
-export function jsonEqual(a: unknown, b: unknown): boolean {
-  if (a === b) return true;
-  if (typeof a !== typeof b || a === null || b === null || typeof a !== 'object') return false;
-  if (Array.isArray(a) !== Array.isArray(b)) return false;
-  if (Array.isArray(a) && Array.isArray(b)) {
-    return a.length === b.length && a.every((x, i) => jsonEqual(x, b[i]));
-  }
-  const ao = a as Record<string, unknown>;
-  const bo = b as Record<string, unknown>;
-  const ak = Object.keys(ao);
-  if (ak.length !== Object.keys(bo).length) return false;
-  return ak.every((k) => jsonEqual(ao[k], bo[k]));
-}
-
 /**
  * Pattern matching (pattern[x]): every element of the pattern is present in the value with the same
  * value; for repeating elements, each pattern item matches some item of the value.

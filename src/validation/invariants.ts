@@ -1,7 +1,7 @@
 import fhirpath from 'fhirpath';
 import r4 from 'fhirpath/fhir-context/r4';
 import { isRecord } from '../search/types/common';
-import { jsonEqual } from './compare';
+import { jsonEqual } from '../fhir/json-patch';
 import type { Constraint } from './model';
 
 type Compiled = (resource: unknown, env?: Record<string, unknown>) => unknown[];

@@ -1,4 +1,5 @@
-import { jsonContains, jsonEqual } from './compare';
+import { jsonEqual } from '../fhir/json-patch';
+import { jsonContains } from './compare';
 import type { Discriminator, ElementNode } from './model';
 
 /** One occurrence of an element in the instance: its JSON value, primitive extension and type. */

@@ -3,7 +3,8 @@ import type { DefinitionsRegistry } from '../fhir/definitions';
 import { issue } from '../fhir/errors';
 import { isRecord } from '../search/types/common';
 import { BundleIndex, bundleReferenceIssues } from './bundle-refs';
-import { jsonContains, jsonEqual } from './compare';
+import { jsonEqual } from '../fhir/json-patch';
+import { jsonContains } from './compare';
 import { InvariantEngine } from './invariants';
 import { jsonRepresentationIssues } from './json-rules';
 import {
