@@ -575,26 +575,26 @@ function processAlive(pid: number): boolean {
   }
 }
 
+/**
+ * `matching` is asked only when the order does not come from `sortedScalars` (no sort, or a sort
+ * field holding non-scalars): a sorted find looks its matches up once.
+ */
 function sortAndPage<T>(
-  docs: Doc[],
+  matching: () => Doc[],
   options: FindOptions | undefined,
-  sortedScalars?: (sort: Sort, keep: number) => Doc[] | undefined,
+  sortedScalars: (sort: Sort, keep: number) => Doc[] | undefined,
 ): T[] {
   const sort = options?.sort && Object.keys(options.sort).length > 0 ? options.sort : undefined;
-  // Scalar sort keys (ids, instants, precomputed search sort keys) are sorted here, each key
-  // computed once; anything else goes through mingo's cursor.
+  // Scalar sort keys (ids, instants, precomputed search sort keys) are sorted by the engine, each
+  // key computed once; anything else goes through mingo's cursor.
   const from = options?.skip ?? 0;
   const keep = options?.limit ? from + options.limit : Infinity;
-  const sorted = sort
-    ? sortedScalars
-      ? sortedScalars(sort, keep)
-      : sortByScalarKeys(docs, sort, keep)
-    : docs;
+  const sorted = sort ? sortedScalars(sort, keep) : matching();
   let out: Doc[];
   if (sorted) {
     out = sorted.slice(from, options?.limit ? from + options.limit : undefined);
   } else {
-    let cursor = new Query({}, {}).find<Doc>(docs);
+    let cursor = new Query({}, {}).find<Doc>(matching());
     if (sort) cursor = cursor.sort(sort);
     if (options?.skip) cursor = cursor.skip(options.skip);
     if (options?.limit) cursor = cursor.limit(options.limit);
@@ -636,8 +636,10 @@ class EmbeddedCollection<T extends BaseDoc> implements Collection<T> {
 
   async find(filter: Filter, options?: FindOptions): Promise<T[]> {
     const session = options?.session;
-    return sortAndPage<T>(this.engine.matching(this.name, filter, session), options, (sort, keep) =>
-      this.engine.sortedMatching(this.name, filter, sort, keep, session),
+    return sortAndPage<T>(
+      () => this.engine.matching(this.name, filter, session),
+      options,
+      (sort, keep) => this.engine.sortedMatching(this.name, filter, sort, keep, session),
     );
   }
 
