@@ -84,6 +84,19 @@ export function dataTable(caption: string, headers: string[], rows: Child[]): HT
   );
 }
 
+/** Paging buttons: one per page that exists (its URL defined), each handing its URL to `go`. */
+export function pager(
+  label: string,
+  pages: Array<[url: string | undefined, text: string]>,
+  go: (url: string) => void,
+): HTMLElement {
+  return h(
+    'nav',
+    { 'aria-label': label, class: 'pager' },
+    pages.map(([url, text]) => (url ? h('button', { type: 'button', onclick: () => go(url) }, text) : null)),
+  );
+}
+
 /** A message box for errors (role=alert) or notes. */
 export function message(text: string, kind: 'error' | 'note' = 'note'): HTMLElement {
   return h('p', { class: `msg ${kind}`, role: kind === 'error' ? 'alert' : null }, text);

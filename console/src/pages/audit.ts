@@ -1,6 +1,6 @@
 import type { AuditEvent, Bundle, Parameters } from 'fhir/r4';
 import type { App, Page } from '../app';
-import { announce, append, dataTable, field, h, link, message, replace, saveBlob } from '../dom';
+import { announce, append, dataTable, field, h, link, message, pager, replace, saveBlob } from '../dom';
 import { errorOf, linkOf, queryString, resources } from '../fhir';
 import { dateText } from '../format';
 
@@ -164,24 +164,19 @@ async function renderTrail(app: App, el: HTMLElement, query: URLSearchParams): P
       const b = await pending;
       const events = resources<AuditEvent>(b);
       announce(`${events.length} audit events`);
-      const pager = h('nav', { 'aria-label': 'Audit pages', class: 'pager' });
-      for (const [rel, label] of [
-        ['previous', 'Newer'],
-        ['next', 'Older'],
-      ] as const) {
-        const url = linkOf(b, rel);
-        if (url)
-          append(
-            pager,
-            h('button', { type: 'button', onclick: () => void show(app.client.json<Bundle>(url)) }, label),
-          );
-      }
       replace(
         results,
         events.length === 0
           ? message('No audit event matches.')
           : eventTable('Audit events, newest first', events),
-        pager,
+        pager(
+          'Audit pages',
+          [
+            [linkOf(b, 'previous'), 'Newer'],
+            [linkOf(b, 'next'), 'Older'],
+          ],
+          (url) => void show(app.client.json<Bundle>(url)),
+        ),
       );
     } catch (e) {
       replace(results, message((e as Error).message, 'error'));

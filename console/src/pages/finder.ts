@@ -1,6 +1,6 @@
 import type { Bundle, Patient } from 'fhir/r4';
 import type { Page } from '../app';
-import { announce, append, dataTable, field, h, link, message, replace } from '../dom';
+import { announce, append, dataTable, field, h, link, message, pager, replace } from '../dom';
 import { linkOf, queryString, resources } from '../fhir';
 import { identifierText, nameOf } from '../format';
 
@@ -74,25 +74,20 @@ export const finderPage: Page = async (app, view, _params, query) => {
         h('td', {}, (p.identifier ?? []).slice(0, 2).map(identifierText).join('; ')),
       ),
     );
-    const pager = h('nav', { 'aria-label': 'Result pages', class: 'pager' });
-    for (const [rel, label] of [
-      ['previous', 'Previous page'],
-      ['next', 'Next page'],
-    ] as const) {
-      const url = linkOf(bundle, rel);
-      if (url)
-        append(
-          pager,
-          h('button', { type: 'button', onclick: () => void show(app.client.json<Bundle>(url)) }, label),
-        );
-    }
     replace(
       results,
       h('h2', { id: 'results-h' }, 'Patients'),
       patients.length === 0
         ? message('No patient matches.')
         : dataTable('Matching patients', ['Name', 'Birth date', 'Gender', 'Identifiers'], rows),
-      pager,
+      pager(
+        'Result pages',
+        [
+          [linkOf(bundle, 'previous'), 'Previous page'],
+          [linkOf(bundle, 'next'), 'Next page'],
+        ],
+        (url) => void show(app.client.json<Bundle>(url)),
+      ),
     );
   }
 };
