@@ -78,7 +78,7 @@ export function createApp(ctx: AppContext): express.Express {
     authLayer({
       config: ctx.config,
       registry: ctx.registry,
-      indexOf: (r) => ctx.store.indexOf(r),
+      indexOf: (r, only) => ctx.store.indexOf(r, only),
       log: ctx.log,
     }),
   );

@@ -13,7 +13,7 @@ import { TokenError, TokenVerifier } from './token';
 export interface AuthDeps {
   config: Config;
   registry: DefinitionsRegistry;
-  indexOf(resource: Resource): Record<string, unknown>;
+  indexOf(resource: Resource, only?: readonly string[]): Record<string, unknown>;
   log: Logger;
   /** The clock for token times (tests); default Date.now. */
   now?: () => number;

@@ -1,5 +1,5 @@
 import type { Resource } from 'fhir/r4';
-import { compartmentFilter, patientsOf } from '../fhir/compartment';
+import { compartmentCodes, compartmentFilter, patientsOf } from '../fhir/compartment';
 import type { DefinitionsRegistry } from '../fhir/definitions';
 import { FhirError, issue } from '../fhir/errors';
 import type { Filter } from '../store/backend';
@@ -24,8 +24,8 @@ export interface TokenGrants {
 
 export interface PolicyDeps {
   registry: DefinitionsRegistry;
-  /** Extracts the search index of an in-memory resource (ResourceStore.indexOf). */
-  indexOf(resource: Resource): Record<string, unknown>;
+  /** Extracts the search index of an in-memory resource, or just the `only` parameters (ResourceStore.indexOf). */
+  indexOf(resource: Resource, only?: readonly string[]): Record<string, unknown>;
   granular: GranularCompiler;
   /** The `realm` of WWW-Authenticate. */
   realm: string;
@@ -113,7 +113,7 @@ export function smartPolicy(tg: TokenGrants, deps: PolicyDeps, address?: string)
     if (g.patient) {
       if (type === 'Patient') {
         if (resource.id !== g.patient) return false;
-      } else if ((registry.patientCompartment.get(type) ?? []).length > 0) {
+      } else if (compartmentCodes(registry, type).length > 0) {
         const patients = patientsOf(registry, type, resource.id, idx());
         if (!patients.includes(g.patient)) return false;
         if (strict && patients.some((p) => p !== g.patient)) return false;
@@ -128,8 +128,10 @@ export function smartPolicy(tg: TokenGrants, deps: PolicyDeps, address?: string)
 
   const check = (resource: Resource, action: ScopeAction, strict: boolean): boolean => {
     const grants = applicable(resource.resourceType, action);
+    // A patient confinement reads only the compartment's references; a granular query the whole index.
+    const only = grants.some((g) => g.query) ? undefined : compartmentCodes(registry, resource.resourceType);
     let cached: Record<string, unknown> | undefined;
-    const idx = (): Record<string, unknown> => (cached ??= deps.indexOf(resource));
+    const idx = (): Record<string, unknown> => (cached ??= deps.indexOf(resource, only));
     return grants.some((g) => passes(g, resource, idx, strict));
   };
 
