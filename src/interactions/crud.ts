@@ -278,14 +278,22 @@ export async function update(ctx: AppContext, req: Request, res: Response): Prom
 /** PUT [base]/[type]?criteria (http.html#cond-update). */
 export async function conditionalUpdate(ctx: AppContext, req: Request, res: Response): Promise<void> {
   const type = checkType(ctx.registry, req.params.type as string);
-  noteAccess(res, { interaction: 'update', resourceType: type, query: canonicalCriteria(criteria(req)) });
+  const params = criteria(req);
+  noteAccess(res, { interaction: 'update', resourceType: type, query: canonicalCriteria(params) });
   const policy = accessOf(res);
   policy.require(type, 'u');
-  const params = criteria(req);
   if (params.length === 0) throw badRequest('Conditional update needs search parameters in the URL');
   const { value } = await readJson(req, ctx.config, ['resource']);
   const resource = await ctx.validator.check(asResource(value, type));
   assertWritable(policy, resource, 'u');
+  /** An update (or update-as-create) that must not overwrite what the caller cannot see. */
+  const replace = async (id: string, body: Resource, ifMatchHeader: number | undefined): Promise<void> => {
+    const w = await ctx.store.update(type, id, body, {
+      ifMatch: ifMatchHeader,
+      canReplace: (cur) => policy.canSee(cur, 'u'),
+    });
+    sendWriteResult(ctx, req, res, type, w);
+  };
   const ids = await ctx.searcher.matchIds(type, params, 2, undefined, policy);
   if (ids.length > 1)
     throw preconditionFailed(`The criteria match ${ids.length} or more resources; expected at most one`);
@@ -293,20 +301,12 @@ export async function conditionalUpdate(ctx: AppContext, req: Request, res: Resp
     const id = ids[0] as string;
     if (resource.id !== undefined && resource.id !== id)
       throw badRequest(`Resource.id "${resource.id}" is not the id of the matching resource (${id})`);
-    const w = await ctx.store.update(type, id, { ...resource, id } as Resource, {
-      ifMatch: ifMatch(req),
-      canReplace: (cur) => policy.canSee(cur, 'u'),
-    });
-    sendWriteResult(ctx, req, res, type, w);
+    await replace(id, { ...resource, id } as Resource, ifMatch(req));
     return;
   }
+  // No match, but an id: update-as-create.
   if (resource.id !== undefined) {
-    // No match, but an id: update-as-create, which must not overwrite what the caller cannot see.
-    const w = await ctx.store.update(type, resource.id, resource, {
-      ifMatch: ifMatch(req),
-      canReplace: (cur) => policy.canSee(cur, 'u'),
-    });
-    sendWriteResult(ctx, req, res, type, w);
+    await replace(resource.id, resource, ifMatch(req));
     return;
   }
   // No match and no id: a create, guarded like If-None-Exist so concurrent ones make one resource.
@@ -314,10 +314,7 @@ export async function conditionalUpdate(ctx: AppContext, req: Request, res: Resp
     ctx.searcher.matchIds(type, params, 2, s, policy),
   );
   if ('existing' in r) {
-    const w = await ctx.store.update(type, r.existing._id, { ...resource, id: r.existing._id } as Resource, {
-      canReplace: (cur) => policy.canSee(cur, 'u'),
-    });
-    sendWriteResult(ctx, req, res, type, w);
+    await replace(r.existing._id, { ...resource, id: r.existing._id } as Resource, undefined);
     return;
   }
   sendWriteResult(ctx, req, res, type, r);
