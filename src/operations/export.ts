@@ -15,6 +15,7 @@ import type { AppContext } from '../interactions/context';
 import { SearchService } from '../interactions/search';
 import { parseSearchRequest } from '../search/parse';
 import type { Filter } from '../store/backend';
+import { VIEW_DEFINITION } from '../views/resource-type';
 import { EXCLUDED_TYPES } from './deidentify';
 import { groupMembers } from './group';
 import { parseExportParams, readExportPairs, type ExportParams } from './export-params';
@@ -25,16 +26,12 @@ export type ExportLevel = 'system' | 'patient' | 'group';
 const RETRY_AFTER_SECONDS = 2;
 const BUSY_RETRY_AFTER_SECONDS = 30;
 
-function runnerOf(ctx: AppContext): BulkRunner {
-  return bulkRunnerFor(ctx);
-}
-
 /**
  * The job runner, when it may take one more export (bulk or view): BULK_MAX_JOBS in progress at
  * most, else 429 with Retry-After.
  */
 export async function admitExportJob(ctx: AppContext): Promise<BulkRunner> {
-  const runner = runnerOf(ctx);
+  const runner = bulkRunnerFor(ctx);
   if ((await runner.jobs.countActive()) >= ctx.config.bulk.maxJobs)
     throw new FhirError(
       429,
@@ -49,6 +46,105 @@ export async function admitExportJob(ctx: AppContext): Promise<BulkRunner> {
   return runner;
 }
 
+/**
+ * Stores a new job (queued, nothing written) with its output folder, and queues it: the end of
+ * every kick-off, bulk or view. `deidentify` gives it a fresh pseudonym key.
+ */
+export async function startExportJob(
+  runner: BulkRunner,
+  fields: Pick<
+    BulkJob,
+    'owner' | 'request' | 'transactionTime' | 'createdAt' | 'plans' | 'kind' | 'clientTrackingId'
+  >,
+  deidentify: boolean,
+): Promise<BulkJob> {
+  const job: BulkJob = {
+    _id: randomUUID(),
+    status: 'queued',
+    ...fields,
+    updatedAt: fields.createdAt,
+    typeIndex: 0,
+    written: 0,
+    files: [],
+    errors: [],
+  };
+  if (deidentify) job.deidentify = { mode: 'safe-harbor', key: randomBytes(32).toString('hex') };
+  await runner.files.create(job._id);
+  await runner.jobs.insert(job);
+  runner.enqueue(job._id);
+  return job;
+}
+
+/**
+ * The caller's job of the given kind (a ViewDefinition/$export job or a bulk one), or 404 (also for
+ * another agent's job: its existence is not disclosed). Each kind has its own status and file URLs.
+ */
+export async function ownExportJob(
+  ctx: AppContext,
+  res: Response,
+  id: string,
+  view: boolean,
+): Promise<BulkJob> {
+  noteAccess(res, {
+    interaction: 'operation',
+    operation: 'export',
+    ...(view ? { resourceType: VIEW_DEFINITION } : {}),
+  });
+  const job = isJobId(id) ? await bulkRunnerFor(ctx).jobs.get(id) : null;
+  if (!job || (job.kind === 'view') !== view || job.owner !== accessOf(res).agent.who)
+    throw notFound(`No ${view ? 'ViewDefinition ' : ''}export job ${id.slice(0, 64)}`);
+  return job;
+}
+
+/** X-Progress and Retry-After of a job still queued or running (its status poll answers 202). */
+export function setProgressHeaders(res: Response, job: BulkJob): void {
+  const plan = job.plans[job.typeIndex];
+  const [unit, part] = job.kind === 'view' ? ['rows', 'view'] : ['resources', 'type'];
+  const where = plan
+    ? `; ${part} ${job.typeIndex + 1} of ${job.plans.length} (${plan.view?.name ?? plan.type})`
+    : '';
+  res.set('X-Progress', `${job.status}: ${job.written} ${unit} written${where}`);
+  res.set('Retry-After', String(RETRY_AFTER_SECONDS));
+}
+
+/** DELETE of a job's status URL: stops the caller's job of the kind and removes its files (202). */
+export async function cancelExportJob(
+  ctx: AppContext,
+  req: Request,
+  res: Response,
+  view: boolean,
+): Promise<void> {
+  const job = await ownExportJob(ctx, res, req.params.id as string, view);
+  await bulkRunnerFor(ctx).cancel(job._id);
+  sendJson(req, res, 202, {
+    resourceType: 'OperationOutcome',
+    issue: [issue('informational', `Export job ${job._id} cancelled and its files removed`, 'information')],
+  });
+}
+
+/**
+ * Sends one output file of a completed job (404 when it is gone). Read whole and sent with one
+ * res.end: the audit middleware holds res.end until the AuditEvent is durable, and a streamed body
+ * would leave before it (files are bounded by BULK_FILE_MAX_BYTES plus one chunk).
+ */
+export async function sendExportFile(
+  ctx: AppContext,
+  req: Request,
+  res: Response,
+  job: BulkJob,
+  file: { name: string; count?: number },
+  contentType: string,
+): Promise<void> {
+  const data = await fs.promises
+    .readFile(bulkRunnerFor(ctx).files.pathOf(job._id, file.name))
+    .catch(() => null);
+  if (!data) throw notFound(`Output file ${file.name} is gone`);
+  noteAccess(res, { count: file.count });
+  res.status(200);
+  res.set('Content-Type', contentType);
+  res.end(req.method === 'HEAD' ? undefined : data);
+}
+
 function statusUrl(ctx: AppContext, id: string): string {
   return `${ctx.config.baseUrl}/$export-status/${id}`;
 }
@@ -59,10 +155,6 @@ async function candidateTypes(ctx: AppContext, level: ExportLevel): Promise<stri
   return ctx.registry.resourceTypes.filter(
     (t) => live.has(t) && (level === 'system' || t === 'Patient' || ctx.registry.patientCompartment.has(t)),
   );
-}
-
-function permitted(policy: AccessPolicy, type: string): boolean {
-  return permits(policy, type, 'r');
 }
 
 /** One TypePlan per exported type, every filter compiled now (with the caller's visibility). */
@@ -83,7 +175,7 @@ async function planTypes(
     }
     types = params.types;
   } else {
-    types = (await candidateTypes(ctx, level)).filter((t) => permitted(policy, t));
+    types = (await candidateTypes(ctx, level)).filter((t) => permits(policy, t, 'r'));
   }
   if (params.deidentify) types = types.filter((t) => !EXCLUDED_TYPES.has(t));
   const searcher = ctx.searcher;
@@ -146,25 +238,17 @@ export function kickOff(level: ExportLevel) {
     const transactionTime = new Date().toISOString();
     const plans = await planTypes(ctx, req, policy, level, params, transactionTime);
     if (params.patients) noteAccess(res, { patients: params.patients });
-    const now = new Date().toISOString();
-    const job: BulkJob = {
-      _id: randomUUID(),
-      status: 'queued',
-      owner: policy.agent.who,
-      request: `${ctx.config.baseUrl}${req.originalUrl.slice(ctx.config.mountPath.replace(/\/$/, '').length)}`,
-      transactionTime,
-      createdAt: now,
-      updatedAt: now,
-      plans,
-      typeIndex: 0,
-      written: 0,
-      files: [],
-      errors: [],
-    };
-    if (params.deidentify) job.deidentify = { mode: 'safe-harbor', key: randomBytes(32).toString('hex') };
-    await runner.files.create(job._id);
-    await runner.jobs.insert(job);
-    runner.enqueue(job._id);
+    const job = await startExportJob(
+      runner,
+      {
+        owner: policy.agent.who,
+        request: `${ctx.config.baseUrl}${req.originalUrl.slice(ctx.config.mountPath.replace(/\/$/, '').length)}`,
+        transactionTime,
+        createdAt: new Date().toISOString(),
+        plans,
+      },
+      params.deidentify !== undefined,
+    );
     res.set('Content-Location', statusUrl(ctx, job._id));
     sendJson(req, res, 202, {
       resourceType: 'OperationOutcome',
@@ -177,16 +261,6 @@ export function kickOff(level: ExportLevel) {
       ],
     });
   };
-}
-
-/** The caller's job, or 404 (also for another agent's job: its existence is not disclosed). */
-async function ownJob(ctx: AppContext, res: Response, id: string): Promise<BulkJob> {
-  noteAccess(res, { interaction: 'operation', operation: 'export' });
-  const job = isJobId(id) ? await runnerOf(ctx).jobs.get(id) : null;
-  // ViewDefinition/$export jobs (kind 'view') have their own status and file URLs (operations/view-export.ts).
-  if (!job || job.kind === 'view' || job.owner !== accessOf(res).agent.who)
-    throw notFound(`No export job ${id.slice(0, 64)}`);
-  return job;
 }
 
 function manifest(ctx: AppContext, job: BulkJob): Record<string, unknown> {
@@ -204,12 +278,9 @@ function manifest(ctx: AppContext, job: BulkJob): Record<string, unknown> {
 
 /** GET [base]/$export-status/[id]: 202 while running, 200 with the manifest, 500 when it failed. */
 export async function exportStatus(ctx: AppContext, req: Request, res: Response): Promise<void> {
-  const job = await ownJob(ctx, res, req.params.id as string);
+  const job = await ownExportJob(ctx, res, req.params.id as string, false);
   if (job.status === 'queued' || job.status === 'running') {
-    const plan = job.plans[job.typeIndex];
-    const where = plan ? `; type ${job.typeIndex + 1} of ${job.plans.length} (${plan.type})` : '';
-    res.set('X-Progress', `${job.status}: ${job.written} resources written${where}`);
-    res.set('Retry-After', String(RETRY_AFTER_SECONDS));
+    setProgressHeaders(res, job);
     res.status(202).end();
     return;
   }
@@ -232,31 +303,24 @@ export async function exportStatus(ctx: AppContext, req: Request, res: Response)
 
 /** DELETE [base]/$export-status/[id]: stops the job and removes its files (202). */
 export async function exportCancel(ctx: AppContext, req: Request, res: Response): Promise<void> {
-  const job = await ownJob(ctx, res, req.params.id as string);
-  await runnerOf(ctx).cancel(job._id);
-  sendJson(req, res, 202, {
-    resourceType: 'OperationOutcome',
-    issue: [issue('informational', `Export job ${job._id} cancelled and its files removed`, 'information')],
-  });
+  await cancelExportJob(ctx, req, res, false);
 }
 
 /** GET [base]/$export-file/[id]/[name]: one NDJSON output file, to the agent that started the job. */
 export async function exportFile(ctx: AppContext, req: Request, res: Response): Promise<void> {
   const name = req.params.name as string;
-  const job = await ownJob(ctx, res, req.params.id as string);
+  const job = await ownExportJob(ctx, res, req.params.id as string, false);
   const known = job.files.some((f) => f.name === name) || (name === 'errors.ndjson' && job.errors.length > 0);
   if (job.status !== 'completed' || !isOutputName(name) || !known)
     throw notFound(`No output file ${name.slice(0, 80)} in export job ${job._id}`);
-  const path = runnerOf(ctx).files.pathOf(job._id, name);
-  // Read whole (files are bounded by BULK_FILE_MAX_BYTES plus one chunk) and sent with one res.end:
-  // the audit middleware holds res.end until the AuditEvent is durable, and a streamed body would
-  // leave before it.
-  const data = await fs.promises.readFile(path).catch(() => null);
-  if (!data) throw notFound(`Output file ${name} is gone`);
-  noteAccess(res, { count: job.files.find((f) => f.name === name)?.count });
-  res.status(200);
-  res.set('Content-Type', 'application/fhir+ndjson');
-  res.end(data);
+  await sendExportFile(
+    ctx,
+    req,
+    res,
+    job,
+    { name, count: job.files.find((f) => f.name === name)?.count },
+    'application/fhir+ndjson',
+  );
 }
 
 /** Output files are NDJSON: the JSON-only content negotiation does not apply to them. */

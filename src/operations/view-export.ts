@@ -1,5 +1,3 @@
-import { randomBytes, randomUUID } from 'node:crypto';
-import fs from 'node:fs';
 import type { Request, Response } from 'express';
 import type {
   CapabilityStatementRestResourceOperation,
@@ -9,10 +7,9 @@ import type {
 } from 'fhir/r4';
 import { noteAccess } from '../audit/note';
 import { accessOf } from '../auth/policy';
-import { bulkRunnerFor, type BulkRunner } from '../bulk/runner';
 import type { BulkJob, TypePlan, ViewFileFormat, ViewPlan } from '../bulk/job';
-import { isJobId, isOutputName } from '../bulk/ndjson';
-import { badRequest, FhirError, isFhirError, issue, notFound } from '../fhir/errors';
+import { isOutputName } from '../bulk/ndjson';
+import { badRequest, FhirError, isFhirError, notFound } from '../fhir/errors';
 import { parsePrefer } from '../http/headers';
 import { sendJson } from '../http/respond';
 import type { AppContext } from '../interactions/context';
@@ -22,7 +19,14 @@ import { VIEW_DEFINITION } from '../views/resource-type';
 import { EXCLUDED_TYPES } from './deidentify';
 import { operationInput, paramString } from './params';
 import { groupMembers } from './group';
-import { admitExportJob } from './export';
+import {
+  admitExportJob,
+  cancelExportJob,
+  ownExportJob,
+  sendExportFile,
+  setProgressHeaders,
+  startExportJob,
+} from './export';
 import { parseInstantParam } from '../fhir/instant';
 import {
   patientId,
@@ -42,8 +46,6 @@ import {
  * and answers are the operation's Parameters; downloads and cancellation follow bulk data.
  */
 
-const RETRY_AFTER_SECONDS = 2;
-
 const FORMATS: Record<string, ViewFileFormat> = {
   csv: 'csv',
   'text/csv': 'csv',
@@ -54,10 +56,6 @@ const FORMATS: Record<string, ViewFileFormat> = {
 };
 
 const KNOWN = new Set(['view', 'clientTrackingId', '_format', 'patient', 'group', '_since', '_deidentify']);
-
-function runnerOf(ctx: AppContext): BulkRunner {
-  return bulkRunnerFor(ctx);
-}
 
 const statusUrl = (ctx: AppContext, id: string): string =>
   `${ctx.config.baseUrl}/ViewDefinition/$export-status/${id}`;
@@ -190,26 +188,19 @@ export async function viewExportKickOff(ctx: AppContext, req: Request, res: Resp
     ...(population.patients ? { patients: population.patients } : {}),
   });
 
-  const job: BulkJob = {
-    _id: randomUUID(),
-    kind: 'view',
-    status: 'queued',
-    owner: policy.agent.who,
-    request: `${ctx.config.baseUrl}/ViewDefinition/$export?${query.toString()}`,
-    transactionTime,
-    createdAt: transactionTime,
-    updatedAt: transactionTime,
-    plans,
-    typeIndex: 0,
-    written: 0,
-    files: [],
-    errors: [],
-  };
-  if (input.clientTrackingId !== undefined) job.clientTrackingId = input.clientTrackingId;
-  if (input.deidentify) job.deidentify = { mode: 'safe-harbor', key: randomBytes(32).toString('hex') };
-  await runner.files.create(job._id);
-  await runner.jobs.insert(job);
-  runner.enqueue(job._id);
+  const job = await startExportJob(
+    runner,
+    {
+      kind: 'view',
+      ...(input.clientTrackingId !== undefined ? { clientTrackingId: input.clientTrackingId } : {}),
+      owner: policy.agent.who,
+      request: `${ctx.config.baseUrl}/ViewDefinition/$export?${query.toString()}`,
+      transactionTime,
+      createdAt: transactionTime,
+      plans,
+    },
+    input.deidentify,
+  );
   res.set('Content-Location', statusUrl(ctx, job._id));
   sendJson(req, res, 202, statusParameters(ctx, job, 'accepted'));
 }
@@ -248,28 +239,16 @@ function statusParameters(ctx: AppContext, job: BulkJob, status: ExportStatus): 
   return { resourceType: 'Parameters', parameter: p };
 }
 
-/** The caller's view export job, or 404 (also for another agent's job: its existence is not disclosed). */
-async function ownJob(ctx: AppContext, res: Response, id: string): Promise<BulkJob> {
-  noteAccess(res, { interaction: 'operation', operation: 'export', resourceType: VIEW_DEFINITION });
-  const job = isJobId(id) ? await runnerOf(ctx).jobs.get(id) : null;
-  if (!job || job.kind !== 'view' || job.owner !== accessOf(res).agent.who)
-    throw notFound(`No ViewDefinition export job ${id.slice(0, 64)}`);
-  return job;
-}
-
 /**
  * GET [base]/ViewDefinition/$export-status/[id]: 202 with X-Progress and Retry-After while it runs,
  * 200 with the `completed` Parameters (one output per view) when done; a failed job is 202 with
  * status `failed` and the reason, as the operation defines it.
  */
 export async function viewExportStatus(ctx: AppContext, req: Request, res: Response): Promise<void> {
-  const job = await ownJob(ctx, res, req.params.id as string);
+  const job = await ownExportJob(ctx, res, req.params.id as string, true);
   noteAccess(res, { query: new URLSearchParams({ job: job._id }).toString() });
   if (job.status === 'queued' || job.status === 'running') {
-    const plan = job.plans[job.typeIndex];
-    const where = plan?.view ? `; view ${job.typeIndex + 1} of ${job.plans.length} (${plan.view.name})` : '';
-    res.set('X-Progress', `${job.status}: ${job.written} rows written${where}`);
-    res.set('Retry-After', String(RETRY_AFTER_SECONDS));
+    setProgressHeaders(res, job);
     sendJson(req, res, 202, statusParameters(ctx, job, 'in-progress'));
     return;
   }
@@ -283,32 +262,27 @@ export async function viewExportStatus(ctx: AppContext, req: Request, res: Respo
 
 /** DELETE [base]/ViewDefinition/$export-status/[id]: stops the job and removes its files (202); then 404. */
 export async function viewExportCancel(ctx: AppContext, req: Request, res: Response): Promise<void> {
-  const job = await ownJob(ctx, res, req.params.id as string);
-  await runnerOf(ctx).cancel(job._id);
-  sendJson(req, res, 202, {
-    resourceType: 'OperationOutcome',
-    issue: [issue('informational', `Export job ${job._id} cancelled and its files removed`, 'information')],
-  });
+  await cancelExportJob(ctx, req, res, true);
 }
 
 /** GET [base]/ViewDefinition/$export-file/[id]/[name]: one output file, to the agent that started the job. */
 export async function viewExportFile(ctx: AppContext, req: Request, res: Response): Promise<void> {
   const name = req.params.name as string;
-  const job = await ownJob(ctx, res, req.params.id as string);
+  const job = await ownExportJob(ctx, res, req.params.id as string, true);
   const file = job.files.find((f) => f.name === name && f.view !== undefined);
   if (job.status !== 'completed' || !isOutputName(name) || !file)
     throw notFound(`No output file ${name.slice(0, 80)} in export job ${job._id}`);
   noteAccess(res, {
     query: new URLSearchParams({ job: job._id, view: file.view as string, file: name }).toString(),
   });
-  // Read whole and sent with one res.end: the audit middleware holds the answer until its record is
-  // durable (bulk export files do the same; BULK_FILE_MAX_BYTES bounds the size).
-  const data = await fs.promises.readFile(runnerOf(ctx).files.pathOf(job._id, name)).catch(() => null);
-  if (!data) throw notFound(`Output file ${name} is gone`);
-  noteAccess(res, { count: file.count });
-  res.status(200);
-  res.set('Content-Type', `${CONTENT_TYPES[name.endsWith('.csv') ? 'csv' : 'ndjson']}; charset=utf-8`);
-  res.end(req.method === 'HEAD' ? undefined : data);
+  await sendExportFile(
+    ctx,
+    req,
+    res,
+    job,
+    file,
+    `${CONTENT_TYPES[name.endsWith('.csv') ? 'csv' : 'ndjson']}; charset=utf-8`,
+  );
 }
 
 /** What the CapabilityStatement says about ViewDefinition/$export. */
