@@ -73,11 +73,15 @@ function withoutChain(event: AuditEvent): AuditEvent {
   return (others.length > 0 ? { ...rest, extension: others } : rest) as AuditEvent;
 }
 
+/** SHA-256 of `base` (an event without its chain link) carrying `chain` (the link without its hash). */
+function digest(base: AuditEvent, chain: Extension): string {
+  const content = { ...base, extension: [...(base.extension ?? []), chain] };
+  return createHash('sha256').update(canonicalJson(content)).digest('hex');
+}
+
 /** The hash of `event` at `sequence` after `previous` (any chain extension it has is replaced). */
 export function hashOf(event: AuditEvent, sequence: number, previous: string): string {
-  const base = withoutChain(event);
-  const content = { ...base, extension: [...(base.extension ?? []), chainExtension(sequence, previous)] };
-  return createHash('sha256').update(canonicalJson(content)).digest('hex');
+  return digest(withoutChain(event), chainExtension(sequence, previous));
 }
 
 /** `event` linked after `previous`: a copy carrying the chain extension with its hash. */
@@ -88,12 +92,9 @@ export function link(
 ): { event: AuditEvent; hash: string } {
   const base = withoutChain(event);
   const chain = chainExtension(sequence, previous);
-  const others = base.extension ?? [];
-  const hash = createHash('sha256')
-    .update(canonicalJson({ ...base, extension: [...others, chain] }))
-    .digest('hex');
+  const hash = digest(base, chain);
   chain.extension?.push({ url: 'hash', valueString: hash });
-  return { event: { ...base, extension: [...others, chain] }, hash };
+  return { event: { ...base, extension: [...(base.extension ?? []), chain] }, hash };
 }
 
 /** The chain link an event claims to have, or undefined when it carries none (or a malformed one). */
