@@ -1,6 +1,5 @@
-import fs from 'node:fs';
 import path from 'node:path';
-import express, { type Request, type Response, type Router } from 'express';
+import express, { type NextFunction, type Request, type Response, type Router } from 'express';
 import type { Config } from '../config';
 
 /** Where the console is served, and where `npm run build:console` writes it (console/dist). */
@@ -71,7 +70,7 @@ export function consoleRouter({ config, dir = DEFAULT_DIR }: ConsoleOptions): Ro
   router.use(express.static(dir, { index: false, fallthrough: true, maxAge: 0 }));
 
   const index = path.join(dir, 'index.html');
-  router.use((req: Request, res: Response) => {
+  router.use((req: Request, res: Response, next: NextFunction) => {
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.status(405).set({ Allow: 'GET, HEAD', 'Content-Type': 'text/plain; charset=utf-8' });
       res.send(`${req.method} is not allowed on the console`);
@@ -81,13 +80,15 @@ export function consoleRouter({ config, dir = DEFAULT_DIR }: ConsoleOptions): Ro
       res.status(404).set('Content-Type', 'text/plain; charset=utf-8').send('Not found');
       return;
     }
-    if (!fs.existsSync(index)) {
+    // No stat of its own per request: a missing index.html shows as sendFile's ENOENT.
+    res.set('Cache-Control', 'no-cache');
+    res.sendFile(index, (err?: NodeJS.ErrnoException) => {
+      if (!err) return;
+      if (err.code !== 'ENOENT' || res.headersSent) return next(err);
+      res.removeHeader('Cache-Control');
       res.status(503).set('Content-Type', 'text/plain; charset=utf-8');
       res.send('The console is not built: run `npm run build:console` (npm ci and npm start do it).');
-      return;
-    }
-    res.set('Cache-Control', 'no-cache');
-    res.sendFile(index);
+    });
   });
   return router;
 }
