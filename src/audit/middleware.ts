@@ -136,18 +136,8 @@ export function eventsFor(
   const events = [buildAuditEvent({ ...base, note, status, outcomeText: text })];
   const entries = res.locals.auditEntries as AuditEntryNote[] | undefined;
   if (Array.isArray(entries)) {
-    for (const e of entries) {
-      const entryNote: AuditNote = {
-        interaction: e.interaction,
-        resourceType: e.resourceType,
-        id: e.id,
-        versionId: e.versionId,
-        patients: e.patients,
-        query: e.query,
-        operation: e.operation,
-      };
-      events.push(buildAuditEvent({ ...base, note: entryNote, status: e.status }));
-    }
+    for (const { status: entryStatus, ...entryNote } of entries)
+      events.push(buildAuditEvent({ ...base, note: entryNote, status: entryStatus }));
   }
   return events;
 }

@@ -49,13 +49,6 @@ export function auditNoteOf(res: Response): AuditNote | undefined {
 }
 
 /** One entry of a batch/transaction Bundle, as the Bundle handler notes it on res.locals.auditEntries. */
-export interface AuditEntryNote {
-  interaction: InteractionCode;
-  resourceType?: string;
-  id?: string;
-  versionId?: number;
+export interface AuditEntryNote extends Omit<AuditNote, 'count'> {
   status: number;
-  patients?: string[];
-  query?: string;
-  operation?: string;
 }
