@@ -216,6 +216,7 @@ async function execute(
     r.phase = 'validating';
     notify();
     for (const [t] of counts) {
+      const q = queryString({ profile: profilesFor(t) });
       let next: string | undefined =
         `${t}${queryString({ _elements: 'id', _count: String(PAGE), _sort: '_id', _lastUpdated: asOf })}`;
       while (next && !r.cancel) {
@@ -225,7 +226,6 @@ async function execute(
           .filter((x): x is string => !!x);
         await pool(ids, CONCURRENCY, async (id) => {
           if (r.cancel) return;
-          const q = queryString({ profile: profilesFor(t) });
           const oo = await app.client.json<OperationOutcome>(`${t}/${encodeURIComponent(id)}/$validate${q}`);
           record(r, `${t}/${id}`, oo.issue);
           r.checked += 1;
@@ -273,7 +273,8 @@ function record(r: QualityRun, ref: string, issues: OperationOutcomeIssue[]): vo
       g = { severity: i.severity, code: i.code, expression, example: diagnostics, resources: [] };
       r.groups.set(key, g);
     }
-    if (!g.resources.some((x) => x.ref === ref)) g.resources.push({ ref, diagnostics });
+    // One call per resource: an earlier issue of this resource in the group is the group's last entry.
+    if (g.resources.at(-1)?.ref !== ref) g.resources.push({ ref, diagnostics });
   }
 }
 
