@@ -15,9 +15,12 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-/** A real server (embedded store in a fresh temporary DATA_DIR) behind supertest. */
+/**
+ * A real server (embedded store in a fresh temporary DATA_DIR, or in `env.DATA_DIR` to restart on an
+ * earlier one) behind supertest. `close()` removes the DATA_DIR.
+ */
 export async function startHarness(env: Record<string, string> = {}): Promise<Harness> {
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'fhir-api-'));
+  const dataDir = env.DATA_DIR ?? fs.mkdtempSync(path.join(os.tmpdir(), 'fhir-api-'));
   const config = loadConfig({
     DATA_DIR: dataDir,
     BASE_URL: 'http://fhir.test/fhir',

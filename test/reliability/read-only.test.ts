@@ -1,10 +1,4 @@
 import fs from 'node:fs';
-import path from 'node:path';
-import pino from 'pino';
-import supertest from 'supertest';
-import { createApp } from '../../src/app';
-import { loadConfig } from '../../src/config';
-import { buildContext } from '../../src/main';
 import { JournalWriter } from '../../src/store/embedded/journal';
 import { FHIR_JSON, patient, startHarness } from '../api/harness';
 
@@ -83,22 +77,16 @@ d('a DATA_DIR that refuses writes', () => {
       await h.ctx.store.backend.close();
 
       // Restart on the same DATA_DIR: the journal replays to exactly the acknowledged state.
-      const config = loadConfig({
-        DATA_DIR: h.dataDir,
-        BASE_URL: 'http://fhir.test/fhir',
-        PROFILES_DIR: path.join(h.dataDir, 'profiles'),
-        AUDIT: 'off',
-      });
-      const ctx = await buildContext(config, pino({ level: 'silent' }));
+      const restarted = await startHarness({ AUDIT: 'off', DATA_DIR: h.dataDir });
       try {
-        const request = supertest(createApp(ctx));
+        const { request } = restarted;
         const back = await request.get(`/fhir/Patient/${id}`);
         expect(back.body.meta.versionId).toBe('2');
         expect(back.body.gender).toBe('male');
         expect((await request.get(`/fhir/Patient/${id}/_history`)).body.total).toBe(2);
         expect((await request.get('/fhir/Patient?_summary=count')).body.total).toBe(1);
       } finally {
-        await ctx.store.backend.close();
+        await restarted.close();
       }
     } finally {
       fs.rmSync(h.dataDir, { recursive: true, force: true });
