@@ -296,6 +296,14 @@ export function loadProfileDir(dir: string): { resources: FhirResource[]; errors
   const resources: FhirResource[] = [];
   const errors: string[] = [];
   if (!fs.existsSync(dir)) return { resources, errors };
+  /** The conformance resources of one JSON text (a resource or a Bundle); a failure is an error line. */
+  const addJson = (where: string, text: () => string): void => {
+    try {
+      for (const r of entriesOf(JSON.parse(text()))) if (isConformance(r)) resources.push(r);
+    } catch (e) {
+      errors.push(`${where}: ${(e as Error).message}`);
+    }
+  };
   const walk = (d: string): void => {
     for (const ent of fs.readdirSync(d, { withFileTypes: true })) {
       const p = path.join(d, ent.name);
@@ -304,24 +312,12 @@ export function loadProfileDir(dir: string): { resources: FhirResource[]; errors
         if (!(ent.name === 'example' && path.basename(d) === 'package')) walk(p);
       } else if (ent.name.endsWith('.tgz')) {
         try {
-          for (const [name, text] of readPackageTgz(fs.readFileSync(p))) {
-            try {
-              for (const r of entriesOf(JSON.parse(text))) if (isConformance(r)) resources.push(r);
-            } catch (e) {
-              errors.push(`${p}!${name}: ${(e as Error).message}`);
-            }
-          }
+          for (const [name, text] of readPackageTgz(fs.readFileSync(p))) addJson(`${p}!${name}`, () => text);
         } catch (e) {
           errors.push(`${p}: ${(e as Error).message}`);
         }
       } else if (ent.name.endsWith('.json') && ent.name !== 'package.json') {
-        try {
-          for (const r of entriesOf(JSON.parse(fs.readFileSync(p, 'utf8')))) {
-            if (isConformance(r)) resources.push(r);
-          }
-        } catch (e) {
-          errors.push(`${p}: ${(e as Error).message}`);
-        }
+        addJson(p, () => fs.readFileSync(p, 'utf8'));
       }
     }
   };
