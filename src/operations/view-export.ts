@@ -14,7 +14,7 @@ import { parsePrefer } from '../http/headers';
 import { sendJson } from '../http/respond';
 import type { AppContext } from '../interactions/context';
 import { NAME } from '../views/definition';
-import { CONTENT_TYPES } from '../views/output';
+import { CONTENT_TYPES, rowFormat } from '../views/output';
 import { VIEW_DEFINITION } from '../views/resource-type';
 import { EXCLUDED_TYPES } from './deidentify';
 import { operationInput, paramString } from './params';
@@ -46,15 +46,6 @@ import {
  * and answers are the operation's Parameters; downloads and cancellation follow bulk data.
  */
 
-const FORMATS: Record<string, ViewFileFormat> = {
-  csv: 'csv',
-  'text/csv': 'csv',
-  ndjson: 'ndjson',
-  'application/x-ndjson': 'ndjson',
-  'application/ndjson': 'ndjson',
-  'application/fhir+ndjson': 'ndjson',
-};
-
 const KNOWN = new Set(['view', 'clientTrackingId', '_format', 'patient', 'group', '_since', '_deidentify']);
 
 const statusUrl = (ctx: AppContext, id: string): string =>
@@ -85,8 +76,9 @@ function readParams(params: readonly ParametersParameter[]): KickOffParams {
       throw badRequest(`Unknown $export parameter ${p.name.slice(0, 80)}`, 'not-supported');
   }
   const formatText = paramString(params, '_format') ?? 'csv';
-  const format = FORMATS[formatText.trim().toLowerCase()];
-  if (!format)
+  // The row formats of $run but json: a file of rows is CSV or NDJSON.
+  const format = rowFormat(formatText);
+  if (!format || format === 'json')
     throw badRequest(
       `_format ${formatText.slice(0, 40)} is not supported; use csv or ndjson`,
       'not-supported',
