@@ -1,13 +1,12 @@
 import type { Resource } from 'fhir/r4';
 import type { AccessPolicy } from '../auth/policy';
-import { applyJsonPatch } from '../fhir/json-patch';
 import { badRequest, conflict, notFound, preconditionFailed } from '../fhir/errors';
 import { isConditionalReference, isUrnReference, mapReferences, referencesIn } from '../fhir/references';
 import type { Session } from '../store/backend';
 import type { CurrentDoc } from '../store/documents';
 import { atEntry, type ParsedEntry } from './bundle-entry';
 import type { AppContext } from './context';
-import { asResourceAfterPatch, assertWritable, canonicalCriteria } from './crud';
+import { assertWritable, canonicalCriteria, patchOf } from './crud';
 
 /** What a write entry turned out to address, once conditions are resolved. */
 export interface Target {
@@ -220,12 +219,7 @@ export async function executeWrite(
     const w = await store.modify(
       type,
       id,
-      (current) => {
-        if (!policy.canSee(current, 'u')) throw notFound(`${type}/${id} does not exist`);
-        const patched = asResourceAfterPatch(applyJsonPatch(current, e.patch), type, id);
-        assertWritable(policy, patched, 'u');
-        return patched;
-      },
+      patchOf(ctx, policy, type, id, e.patch),
       { ifMatch: e.ifMatch, method: 'PATCH' },
       session,
     );

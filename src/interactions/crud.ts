@@ -322,6 +322,26 @@ export async function conditionalUpdate(ctx: AppContext, req: Request, res: Resp
 
 // ---- patch ----------------------------------------------------------------------------------
 
+/**
+ * A PATCH as a store modifier, for the PATCH interaction and PATCH entries of Bundles alike: the
+ * current version must be visible, the patched resource is validated and must stay writable.
+ */
+export function patchOf(
+  ctx: AppContext,
+  policy: AccessPolicy,
+  type: string,
+  id: string,
+  patch: unknown,
+): (current: Resource) => Promise<Resource> {
+  return async (current) => {
+    // Another patient's resource answers exactly like a missing one.
+    if (!policy.canSee(current, 'u')) throw notFound(`${type}/${id} does not exist`);
+    const patched = await ctx.validator.check(asResourceAfterPatch(applyJsonPatch(current, patch), type, id));
+    assertWritable(policy, patched, 'u');
+    return patched;
+  };
+}
+
 async function patchById(
   ctx: AppContext,
   req: Request,
@@ -330,21 +350,10 @@ async function patchById(
   id: string,
   patch: unknown,
 ): Promise<void> {
-  const policy = accessOf(res);
-  const w = await ctx.store.modify(
-    type,
-    id,
-    async (current) => {
-      // Another patient's resource answers exactly like a missing one.
-      if (!policy.canSee(current, 'u')) throw notFound(`${type}/${id} does not exist`);
-      const patched = await ctx.validator.check(
-        asResourceAfterPatch(applyJsonPatch(current, patch), type, id),
-      );
-      assertWritable(policy, patched, 'u');
-      return patched;
-    },
-    { ifMatch: ifMatch(req), method: 'PATCH' },
-  );
+  const w = await ctx.store.modify(type, id, patchOf(ctx, accessOf(res), type, id, patch), {
+    ifMatch: ifMatch(req),
+    method: 'PATCH',
+  });
   sendWriteResult(ctx, req, res, type, w);
 }
 

@@ -348,6 +348,27 @@ describe('transaction: processing order and conditions', () => {
     expect((r.body as Bundle).entry?.[0]?.response?.status).toBe('200 OK');
     expect((await read('Patient/patch-1')).gender).toBe('male');
   });
+
+  test('a PATCH entry is validated like the PATCH interaction: an invalid result fails the transaction', async () => {
+    const ops = [{ op: 'replace', path: '/gender', value: 'not-a-gender' }];
+    const patchEntry = {
+      resource: {
+        resourceType: 'Binary',
+        contentType: 'application/json-patch+json',
+        data: Buffer.from(JSON.stringify(ops)).toString('base64'),
+      },
+      request: { method: 'PATCH', url: 'Patient/patch-1' },
+    };
+    const plain = await h.request
+      .patch('/fhir/Patient/patch-1')
+      .set('Content-Type', 'application/json-patch+json')
+      .send(JSON.stringify(ops));
+    const r = await post(tx(patchEntry));
+    expect(plain.status).toBeGreaterThanOrEqual(400);
+    expect(r.status).toBe(plain.status);
+    expect((r.body as { resourceType?: string }).resourceType).toBe('OperationOutcome');
+    expect((await read('Patient/patch-1')).gender).toBe('male');
+  });
 });
 
 describe('Prefer on entries', () => {
