@@ -94,12 +94,15 @@ export function authLayer(deps: AuthDeps): RequestHandler[] {
     res.status(204).end();
   };
 
+  // The discovery document depends on the configuration only: serialised once.
+  const discoveryBody = smart ? JSON.stringify(smartConfiguration(smart)) : undefined;
   const discovery: RequestHandler = (req, res, next) => {
-    if (!smart || !isDiscovery(req.path) || (req.method !== 'GET' && req.method !== 'HEAD')) return next();
+    if (!discoveryBody || !isDiscovery(req.path) || (req.method !== 'GET' && req.method !== 'HEAD'))
+      return next();
     // Plain JSON, not a FHIR resource.
     res.status(200).set('Content-Type', 'application/json; charset=utf-8');
     if (req.method === 'HEAD') res.end();
-    else res.send(JSON.stringify(smartConfiguration(smart)));
+    else res.send(discoveryBody);
   };
   if (!smart) return [headers, cors, discovery];
 
