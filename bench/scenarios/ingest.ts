@@ -1,10 +1,10 @@
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { gunzipSync } from 'node:zlib';
 import { expectStatus } from '../lib/http-client';
 import { type PhaseResult, runConcurrently, singleRound } from '../lib/phase';
 import { type Scenario, type ScenarioContext, at } from '../lib/scenario';
+import { readSyntheaBundle, SYNTHEA_DIR, syntheaFiles } from '../lib/synthea';
 
 /**
  * ingest: Synthea patient records as FHIR transactions (shared/data/synthea-blaze), over HTTP.
@@ -23,8 +23,6 @@ import { type Scenario, type ScenarioContext, at } from '../lib/scenario';
  * ../shared/data beside the repository.
  */
 
-const DATA_DIR = process.env.FHIR_TEST_DATA ?? path.resolve(__dirname, '..', '..', '..', 'shared', 'data');
-
 export interface LoadedBundle {
   name: string;
   entries: number;
@@ -32,7 +30,7 @@ export interface LoadedBundle {
 }
 
 function load(file: string): LoadedBundle {
-  const body = JSON.parse(gunzipSync(readFileSync(file)).toString('utf8')) as { entry?: unknown[] };
+  const body = readSyntheaBundle(file);
   return { name: path.basename(file), entries: body.entry?.length ?? 0, body };
 }
 
@@ -81,17 +79,11 @@ export async function loadSynthea(
   context: ScenarioContext,
   patientsDefault = Infinity,
 ): Promise<SyntheaLoad> {
-  const dir = path.join(DATA_DIR, 'synthea-blaze');
-  if (!existsSync(dir)) throw new Error(`${dir} is absent: set FHIR_TEST_DATA to the shared data folder`);
-  const files = readdirSync(dir)
-    .filter((f) => f.endsWith('.json.gz'))
-    .sort();
-  const providers = files.filter((f) => f.startsWith('0-')).map((f) => load(path.join(dir, f)));
-  const patientCount = Math.min(context.options.patients ?? patientsDefault, files.length - providers.length);
-  const patients = files
-    .filter((f) => !f.startsWith('0-'))
-    .slice(0, patientCount)
-    .map((f) => load(path.join(dir, f)));
+  if (!existsSync(SYNTHEA_DIR))
+    throw new Error(`${SYNTHEA_DIR} is absent: set FHIR_TEST_DATA to the shared data folder`);
+  const files = syntheaFiles();
+  const providers = files.providers.map(load);
+  const patients = files.patients.slice(0, context.options.patients ?? patientsDefault).map(load);
   const phases = [
     await post(context, providers, 1, 'providers'),
     await post(

@@ -1,12 +1,11 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import zlib from 'node:zlib';
-import type { Bundle } from 'fhir/r4';
 import { DefinitionsRegistry, loadCoreResources, loadProfileDir } from '../../src/fhir/definitions';
 import { InstanceValidator } from '../../src/validation/validator';
 import { type PhaseResult, toPhase, toRound } from '../lib/phase';
 import type { Scenario, ScenarioContext } from '../lib/scenario';
+import { readSyntheaBundle, SHARED_DATA_DIR, syntheaFiles } from '../lib/synthea';
 import { syntheticPatient, syntheticVitalSign } from '../lib/synthetic';
 
 /**
@@ -20,14 +19,11 @@ import { syntheticPatient, syntheticVitalSign } from '../lib/synthetic';
  * n resources per phase, cycling through the data set; the first pass over the set is a warm-up
  * (compiling the element trees and invariants) and is not timed.
  */
-const DATA = path.resolve(process.env.FHIR_TEST_DATA ?? path.join(__dirname, '../../../shared/data'));
 
 function syntheaResources(limit: number): unknown[] {
-  const dir = path.join(DATA, 'synthea-blaze');
-  if (!fs.existsSync(dir)) return [];
   const out: unknown[] = [];
-  for (const f of fs.readdirSync(dir).filter((x) => x.endsWith('.json.gz') && !x.startsWith('0-'))) {
-    const b = JSON.parse(zlib.gunzipSync(fs.readFileSync(path.join(dir, f))).toString('utf8')) as Bundle;
+  for (const f of syntheaFiles().patients) {
+    const b = readSyntheaBundle(f);
     for (const e of b.entry ?? []) out.push(e.resource);
     if (out.length >= limit) break;
   }
@@ -80,7 +76,7 @@ export const validate: Scenario = {
     let data = syntheaResources(Math.min(options.n, 20_000));
     let source = 'synthea-blaze';
     if (data.length === 0) {
-      data = examples(path.join(DATA, 'hl7-r4-examples/package'));
+      data = examples(path.join(SHARED_DATA_DIR, 'hl7-r4-examples/package'));
       source = 'hl7-r4-examples';
     }
     if (data.length === 0) {
@@ -97,7 +93,7 @@ export const validate: Scenario = {
       phase('base', base, data.map(withoutProfiles), options.n, options.rounds),
       phase('core-profiles', base, data, options.n, options.rounds),
     ];
-    const usCore = path.join(DATA, 'us-core/hl7.fhir.us.core-7.0.0');
+    const usCore = path.join(SHARED_DATA_DIR, 'us-core/hl7.fhir.us.core-7.0.0');
     if (fs.existsSync(usCore)) {
       const ig = loadProfileDir(usCore);
       const validator = new InstanceValidator(new DefinitionsRegistry([...core, ...ig.resources]));

@@ -1,13 +1,12 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import zlib from 'node:zlib';
-import type { Bundle } from 'fhir/r4';
 import { parseViewDefinition } from '../../src/views/definition';
 import { compileView } from '../../src/views/runner';
 import { RowWriter } from '../../src/views/output';
 import { type PhaseResult, toPhase, toRound } from '../lib/phase';
 import type { Scenario, ScenarioContext } from '../lib/scenario';
+import { readSyntheaBundle, syntheaFiles } from '../lib/synthea';
 import { syntheticVitalSign } from '../lib/synthetic';
 
 /**
@@ -19,20 +18,12 @@ import { syntheticVitalSign } from '../lib/synthetic';
  * - csv: the same, each row also written as CSV.
  * "count" is rows produced; latency is per resource. The first pass is a warm-up and is not timed.
  */
-const DATA = path.resolve(process.env.FHIR_TEST_DATA ?? path.join(__dirname, '../../../shared/data'));
 const VIEW_FILE = path.join(__dirname, '../../fixtures/views/vital-signs.json');
 
 function syntheaObservations(patients: number | undefined): unknown[] {
-  const dir = path.join(DATA, 'synthea-blaze');
-  if (!fs.existsSync(dir)) return [];
-  const files = fs
-    .readdirSync(dir)
-    .filter((x) => x.endsWith('.json.gz') && !x.startsWith('0-'))
-    .sort()
-    .slice(0, patients ?? Infinity);
   const out: unknown[] = [];
-  for (const f of files) {
-    const b = JSON.parse(zlib.gunzipSync(fs.readFileSync(path.join(dir, f))).toString('utf8')) as Bundle;
+  for (const f of syntheaFiles().patients.slice(0, patients ?? Infinity)) {
+    const b = readSyntheaBundle(f);
     for (const e of b.entry ?? []) if (e.resource?.resourceType === 'Observation') out.push(e.resource);
   }
   return out;
