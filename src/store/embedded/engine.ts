@@ -42,7 +42,10 @@ interface Op {
 /** A cached answer: the matching documents, and their orders for the sorts asked so far. */
 interface CachedMatch {
   docs: Doc[];
+  /** Full orders by sort (undefined: a sort field holds non-scalars). */
   sorted: Map<string, Doc[] | undefined>;
+  /** Sorts whose first page was selected without a full sort. */
+  selected: Set<string>;
 }
 
 /** Answers kept per collection, and the largest answer kept. */
@@ -317,8 +320,8 @@ export class EmbeddedBackend implements Backend {
     if (hit.sorted.has(sortKey)) return hit.sorted.get(sortKey);
     // A first page of a large answer is selected without sorting it all; an answer that is paged
     // further (asked again with the same sort) is sorted once and kept sorted.
-    if (keep * 4 < hit.docs.length && !hit.sorted.has(`?${sortKey}`)) {
-      hit.sorted.set(`?${sortKey}`, undefined);
+    if (keep * 4 < hit.docs.length && !hit.selected.has(sortKey)) {
+      hit.selected.add(sortKey);
       return sortByScalarKeys(hit.docs, sort, keep);
     }
     const sorted = sortByScalarKeys(hit.docs, sort);
@@ -344,7 +347,11 @@ export class EmbeddedBackend implements Backend {
       cd.matches.set(key, hit);
       return hit;
     }
-    const entry: CachedMatch = { docs: this.scan(cd, filter, undefined), sorted: new Map() };
+    const entry: CachedMatch = {
+      docs: this.scan(cd, filter, undefined),
+      sorted: new Map(),
+      selected: new Set(),
+    };
     if (entry.docs.length <= MATCH_CACHE_MAX_DOCS) {
       if (cd.matches.size >= MATCH_CACHE_ENTRIES) cd.matches.delete(cd.matches.keys().next().value as string);
       cd.matches.set(key, entry);
