@@ -10,7 +10,7 @@ export function nameOf(names: HumanName[] | undefined): string {
   return [n.prefix?.join(' '), given, n.family].filter((s) => s && s.length > 0).join(' ') || '(no name)';
 }
 
-export function codingText(c: Coding | undefined): string {
+function codingText(c: Coding | undefined): string {
   if (!c) return '';
   return c.display ?? c.code ?? '';
 }

@@ -27,7 +27,7 @@ interface Pending {
 const TOKEN_KEY = 'console.smart.token';
 const PENDING_KEY = 'console.smart.pending';
 const CLIENT_KEY = 'console.smart.client';
-export const DEFAULT_CLIENT_ID = 'records-console';
+const DEFAULT_CLIENT_ID = 'records-console';
 export const DEFAULT_SCOPE = 'openid fhirUser user/*.rs';
 export const CALLBACK_PATH = '/console/callback';
 

@@ -490,7 +490,7 @@ function valueText(o: Observation): string {
   return '';
 }
 
-export function groupObservations(list: Observation[]): CodeGroup[] {
+function groupObservations(list: Observation[]): CodeGroup[] {
   const groups = new Map<string, CodeGroup>();
   for (const o of list) {
     const c = o.code.coding?.[0];
