@@ -5,6 +5,7 @@ import { createApp } from './app';
 import { bulkRunnerFor } from './bulk/runner';
 import { ConfigError, loadConfig, type Config } from './config';
 import { loadDefinitions } from './fhir/definitions';
+import { issue, type IssueCode } from './fhir/errors';
 import type { AppContext } from './interactions/context';
 import { SearchService } from './interactions/search';
 import { createLogger } from './logger';
@@ -70,24 +71,13 @@ function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
     socket.destroy();
     return;
   }
-  const status =
-    err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
-  const diagnostics =
-    status === 431
-      ? 'Request line or headers too large'
-      : status === 408
-        ? 'Request timeout'
-        : 'Malformed HTTP request';
-  const body = JSON.stringify({
-    resourceType: 'OperationOutcome',
-    issue: [
-      {
-        severity: 'error',
-        code: status === 431 ? 'too-long' : status === 408 ? 'timeout' : 'structure',
-        diagnostics,
-      },
-    ],
-  });
+  const [status, code, diagnostics]: [number, IssueCode, string] =
+    err.code === 'HPE_HEADER_OVERFLOW'
+      ? [431, 'too-long', 'Request line or headers too large']
+      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? [408, 'timeout', 'Request timeout']
+        : [400, 'structure', 'Malformed HTTP request'];
+  const body = JSON.stringify({ resourceType: 'OperationOutcome', issue: [issue(code, diagnostics)] });
   socket.end(
     `HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? ''}\r\nContent-Type: application/fhir+json; charset=utf-8\r\n` +
       `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
