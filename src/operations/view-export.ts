@@ -18,7 +18,6 @@ import { CONTENT_TYPES, rowFormat } from '../views/output';
 import { VIEW_DEFINITION } from '../views/resource-type';
 import { EXCLUDED_TYPES } from './deidentify';
 import { operationInput, paramString } from './params';
-import { groupMembers } from './group';
 import {
   admitExportJob,
   cancelExportJob,
@@ -29,9 +28,8 @@ import {
 } from './export';
 import { parseInstantParam } from '../fhir/instant';
 import {
-  patientId,
   populationFilter,
-  refParams,
+  requestedPatients,
   resolveView,
   viewDigest,
   viewLabel,
@@ -62,8 +60,6 @@ interface KickOffParams {
   format: ViewFileFormat;
   clientTrackingId?: string;
   population: Population;
-  patientRefs: string[];
-  groupRefs: string[];
   deidentify: boolean;
   views: ParametersParameter[];
 }
@@ -94,8 +90,6 @@ function readParams(params: readonly ParametersParameter[]): KickOffParams {
     format,
     clientTrackingId: paramString(params, 'clientTrackingId'),
     population: since ? { since: new Date(since).toISOString() } : {},
-    patientRefs: [...new Set(refParams(params, 'patient'))],
-    groupRefs: [...new Set(refParams(params, 'group'))],
     deidentify: deidentify !== undefined,
     views,
   };
@@ -152,11 +146,9 @@ export async function viewExportKickOff(ctx: AppContext, req: Request, res: Resp
       problems.flatMap((p) => p.issues),
     );
 
-  const patients = input.patientRefs.map(patientId);
-  for (const g of input.groupRefs) patients.push(...(await groupMembers(ctx, policy, g)));
+  const patients = await requestedPatients(ctx, policy, params);
   const population: Population = { ...input.population };
-  if (input.patientRefs.length > 0 || input.groupRefs.length > 0)
-    population.patients = [...new Set(patients)];
+  if (patients) population.patients = patients;
 
   const runner = await admitExportJob(ctx);
   const transactionTime = new Date().toISOString();

@@ -12,12 +12,10 @@ import { compileView } from '../views/runner';
 import { Deidentifier, EXCLUDED_TYPES, Pseudonymizer } from './deidentify';
 import { operationInput, paramString } from './params';
 import { viewExportOperations } from './view-export';
-import { groupMembers } from './group';
 import { parseInstantParam } from '../fhir/instant';
 import {
-  patientId,
   populationFilter,
-  refParams,
+  requestedPatients,
   resolveView,
   viewDigest,
   viewLabel,
@@ -71,9 +69,6 @@ export async function viewRun(ctx: AppContext, req: Request, res: Response): Pro
   if (limit < 1) throw badRequest('_limit must be a positive integer');
   const sinceText = paramString(params, '_since') ?? queryParam(req, '_since');
   const since = sinceText === undefined ? undefined : parseInstantParam('_since', sinceText);
-  // Query-string patient and group are in params already (operationInput).
-  const patientRefs = [...new Set(refParams(params, 'patient'))];
-  const groupRefs = [...new Set(refParams(params, 'group'))];
   const inline = params.filter((p) => p.name === 'resource').map((p) => p.resource);
 
   const writer = new RowWriter(format, compiled.columns);
@@ -121,12 +116,12 @@ export async function viewRun(ctx: AppContext, req: Request, res: Response): Pro
     for (const r of inline) if (r === undefined || !emit(r as Resource)) break;
   } else {
     policy.require(view.resource, 's');
-    const patients = patientRefs.map(patientId);
-    for (const g of groupRefs) patients.push(...(await groupMembers(ctx, policy, g)));
+    // Query-string patient and group are in params already (operationInput).
+    const patients = await requestedPatients(ctx, policy, params);
     const population: Population = {};
     if (since) population.since = new Date(since).toISOString();
-    if (patientRefs.length > 0 || groupRefs.length > 0) {
-      population.patients = [...new Set(patients)];
+    if (patients) {
+      population.patients = patients;
       query.set('patient', population.patients.join(','));
       noteAccess(res, { patients: population.patients });
     }

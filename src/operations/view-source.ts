@@ -9,6 +9,7 @@ import { readableCurrent, readableVersion } from '../interactions/crud';
 import type { Filter } from '../store/backend';
 import { parseViewDefinition, type ViewDefinition } from '../views/definition';
 import { VIEW_DEFINITION } from '../views/resource-type';
+import { groupMembers } from './group';
 import { paramStrings } from './params';
 
 /**
@@ -69,7 +70,7 @@ function storedParse(resource: unknown): ViewDefinition {
 }
 
 /** References given as valueReference or as strings. */
-export function refParams(params: readonly ParametersParameter[], name: string): string[] {
+function refParams(params: readonly ParametersParameter[], name: string): string[] {
   return [
     ...paramStrings(params, name),
     ...params
@@ -121,10 +122,27 @@ export function viewLabel(r: ResolvedView): string {
   return r.view.name ?? r.reference ?? r.view.id ?? `inline-${viewDigest(r.view)}`;
 }
 
-export function patientId(v: string): string {
+function patientId(v: string): string {
   const id = v.replace(/^(?:.*\/)?Patient\//, '');
   if (!ID_PATTERN.test(id)) throw badRequest(`patient ${v.slice(0, 80)} is not a Patient reference`);
   return id;
+}
+
+/**
+ * The patients of the `patient` and `group` parameters ($run and $export): the Patients referenced
+ * and the members of the Groups, each once; undefined when neither is given (everyone).
+ */
+export async function requestedPatients(
+  ctx: AppContext,
+  policy: AccessPolicy,
+  params: readonly ParametersParameter[],
+): Promise<string[] | undefined> {
+  const patientRefs = [...new Set(refParams(params, 'patient'))];
+  const groupRefs = [...new Set(refParams(params, 'group'))];
+  if (patientRefs.length === 0 && groupRefs.length === 0) return undefined;
+  const patients = patientRefs.map(patientId);
+  for (const g of groupRefs) patients.push(...(await groupMembers(ctx, policy, g)));
+  return [...new Set(patients)];
 }
 
 /** Which resources of the view's type to read: the population asked for, not yet the caller's visibility. */
