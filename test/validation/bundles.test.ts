@@ -1,5 +1,5 @@
 import type { StructureDefinition } from 'fhir/r4';
-import { errorsOf, validatorWith } from './helpers';
+import { errorLines, errorsOf, validatorWith } from './helpers';
 
 /** References between the entries of a Bundle (bundle.html#references, documents.html). */
 const base = 'http://hospital.test/fhir/';
@@ -36,8 +36,7 @@ const bundle = (type: string, entries: Array<Record<string, unknown>>): Record<s
 });
 
 const v = validatorWith();
-const errors = (r: unknown): string[] =>
-  errorsOf(v.validate(r).issues).map((i) => `${i.expression?.[0] ?? ''}: ${i.diagnostics ?? ''}`);
+const errors = (r: unknown): string[] => errorLines(v, r);
 
 describe('references inside Bundles', () => {
   test('a document carries what its Composition references', () => {

@@ -1,5 +1,5 @@
 import type { StructureDefinition } from 'fhir/r4';
-import { errorsOf, validatorWith } from './helpers';
+import { errorLines, validatorWith } from './helpers';
 
 /** Extensions the server holds no definition for, and example URLs: policy switches (ValidatorOptions). */
 const patient = (ext: Array<Record<string, unknown>>, extra: Record<string, unknown> = {}): unknown => ({
@@ -8,8 +8,7 @@ const patient = (ext: Array<Record<string, unknown>>, extra: Record<string, unkn
   ...extra,
 });
 const unknownExt = { url: 'http://hospital.test/fhir/StructureDefinition/ward', valueString: 'B4' };
-const errors = (v: ReturnType<typeof validatorWith>, r: unknown): string[] =>
-  errorsOf(v.validate(r).issues).map((i) => `${i.expression?.[0] ?? ''}: ${i.diagnostics ?? ''}`);
+const errors = (v: ReturnType<typeof validatorWith>, r: unknown): string[] => errorLines(v, r);
 
 describe('unknown extensions', () => {
   const lenient = validatorWith();

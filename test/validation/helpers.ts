@@ -39,6 +39,13 @@ export function fixture(name: string): Record<string, unknown> {
 export const errorsOf = (issues: OperationOutcomeIssue[]): OperationOutcomeIssue[] =>
   issues.filter((i) => i.severity === 'error' || i.severity === 'fatal');
 
+/** The errors of validating `r` (against `profiles` too), as `expression: diagnostics` lines. */
+export function errorLines(v: InstanceValidator, r: unknown, profiles?: readonly string[]): string[] {
+  return errorsOf(v.validate(r, profiles).issues).map(
+    (i) => `${i.expression?.[0] ?? ''}: ${i.diagnostics ?? ''}`,
+  );
+}
+
 export const warningsOf = (issues: OperationOutcomeIssue[]): OperationOutcomeIssue[] =>
   issues.filter((i) => i.severity === 'warning');
 

@@ -1,5 +1,6 @@
 import type { ImplementationGuide } from 'fhir/r4';
 import {
+  errorLines,
   errorsOf,
   fixture,
   observation,
@@ -65,9 +66,7 @@ const byExists = observationProfile('by-exists', [
 const v = validatorWith([...studyResources(), limits, byValue, byType, byProfile, byExists]);
 
 function check(profile: string, r: Record<string, unknown>): string[] {
-  return errorsOf(v.validate(r, [`${P}${profile}`]).issues).map(
-    (i) => `${i.expression?.[0] ?? ''}: ${i.diagnostics ?? ''}`,
-  );
+  return errorLines(v, r, [`${P}${profile}`]);
 }
 
 const component = (code: string, value?: number): Record<string, unknown> => ({

@@ -1,9 +1,8 @@
-import { errorsOf, observation, validatorWith } from './helpers';
+import { errorLines, observation, validatorWith } from './helpers';
 
 /** Structure against the R4 StructureDefinitions (validation.html#structure). */
 const v = validatorWith();
-const errors = (r: unknown): string[] =>
-  errorsOf(v.validate(r).issues).map((i) => `${i.expression?.[0] ?? ''}: ${i.diagnostics ?? ''}`);
+const errors = (r: unknown): string[] => errorLines(v, r);
 
 describe('structure', () => {
   test('a well-formed Observation has no errors', () => {
