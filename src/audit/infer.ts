@@ -1,6 +1,5 @@
+import { ID_PATTERN } from '../fhir/resource';
 import type { AuditNote } from './note';
-
-const ID = /^[A-Za-z0-9\-.]{1,64}$/;
 
 /**
  * What a request asked for, read from its method and URL: the audit of requests that never reached
@@ -12,7 +11,7 @@ export function inferNote(method: string, path: string, query: string): AuditNot
   const m = method === 'HEAD' ? 'GET' : method;
   const [a, b, c, d] = segs;
   const type = a !== undefined && /^[A-Z][A-Za-z]{1,63}$/.test(a) ? a : undefined;
-  const id = b !== undefined && ID.test(b) && !b.startsWith('_') ? b : undefined;
+  const id = b !== undefined && ID_PATTERN.test(b) && !b.startsWith('_') ? b : undefined;
   const withQuery = (n: AuditNote): AuditNote => (query ? { ...n, query } : n);
   const op = segs.find((s) => s.startsWith('$'));
   if (op) {

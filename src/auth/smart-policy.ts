@@ -2,6 +2,7 @@ import type { Resource } from 'fhir/r4';
 import { compartmentCodes, compartmentFilter, patientsOf } from '../fhir/compartment';
 import type { DefinitionsRegistry } from '../fhir/definitions';
 import { FhirError, issue } from '../fhir/errors';
+import { ID_PATTERN } from '../fhir/resource';
 import type { Filter } from '../store/backend';
 import type { CompiledQuery, GranularCompiler } from './granular';
 import type { AccessPolicy, Agent, ScopeAction } from './policy';
@@ -31,7 +32,6 @@ export interface PolicyDeps {
   realm: string;
 }
 
-const ID = /^[A-Za-z0-9\-.]{1,64}$/;
 const ACTION_NAMES: Record<ScopeAction, string> = {
   c: 'create',
   r: 'read',
@@ -52,7 +52,7 @@ function str(v: unknown): string | undefined {
 export async function grantsOf(claims: Record<string, unknown>, deps: PolicyDeps): Promise<TokenGrants> {
   const scopes = scopeList(claims);
   const rawPatient = str(claims.patient);
-  const patient = rawPatient && ID.test(rawPatient) ? rawPatient : undefined;
+  const patient = rawPatient && ID_PATTERN.test(rawPatient) ? rawPatient : undefined;
   const fhirUser = str(claims.fhirUser);
   const clientId = str(claims.client_id) ?? str(claims.azp);
   const sub = str(claims.sub);

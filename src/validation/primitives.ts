@@ -1,3 +1,5 @@
+import { ID_PATTERN } from '../fhir/resource';
+
 /**
  * FHIR R4 primitive types (datatypes.html#primitive): the JSON type each one takes and the regex
  * its value must match. Regexes are the spec's, anchored; dates also get a calendar check.
@@ -35,7 +37,7 @@ export const PRIMITIVES: Readonly<Record<string, PrimitiveRule>> = {
   string: { json: 'string', regex: /^[\s\S]+$/, maxLength: 1024 * 1024 },
   markdown: { json: 'string', regex: /^[\s\S]+$/ },
   code: { json: 'string', regex: /^[^\s]+( [^\s]+)*$/ },
-  id: { json: 'string', regex: /^[A-Za-z0-9\-.]{1,64}$/ },
+  id: { json: 'string', regex: ID_PATTERN },
   uri: { json: 'string', regex: /^\S*$/ },
   url: { json: 'string', regex: /^\S*$/ },
   canonical: { json: 'string', regex: /^\S*$/ },
