@@ -2,6 +2,7 @@ import type { OperationOutcomeIssue } from 'fhir/r4';
 import type { DefinitionsRegistry } from '../fhir/definitions';
 import { issue } from '../fhir/errors';
 import { isRecord } from '../search/types/common';
+import { parseLiteral } from '../search/types/reference';
 import { BundleIndex, bundleReferenceIssues } from './bundle-refs';
 import { jsonEqual } from '../fhir/json-patch';
 import { jsonContains } from './compare';
@@ -615,10 +616,8 @@ export class InstanceValidator {
       }
       target = typeof found.resourceType === 'string' ? found.resourceType : undefined;
     } else {
-      const m = /(?:^|\/)([A-Z][A-Za-z]+)\/[A-Za-z0-9\-.]{1,64}(?:\/_history\/[A-Za-z0-9\-.]{1,64})?$/.exec(
-        ref,
-      );
-      target = m?.[1];
+      // The type of a literal reference (relative or absolute), whether or not the server knows it.
+      target = parseLiteral(ref, () => true)?.type;
     }
     if (!target || allowed.size === 0 || allowed.has('Resource')) return;
     if (!allowed.has(target)) {
