@@ -17,10 +17,11 @@ export interface Harness {
 
 /**
  * A real server (embedded store in a fresh temporary DATA_DIR, or in `env.DATA_DIR` to restart on an
- * earlier one) behind supertest. `close()` removes the DATA_DIR.
+ * earlier one) behind supertest. `close()` removes the DATA_DIR it made (a given one is the caller's).
  */
 export async function startHarness(env: Record<string, string> = {}): Promise<Harness> {
-  const dataDir = env.DATA_DIR ?? fs.mkdtempSync(path.join(os.tmpdir(), 'fhir-api-'));
+  const given = env.DATA_DIR;
+  const dataDir = given ?? fs.mkdtempSync(path.join(os.tmpdir(), 'fhir-api-'));
   const config = loadConfig({
     DATA_DIR: dataDir,
     BASE_URL: 'http://fhir.test/fhir',
@@ -35,7 +36,7 @@ export async function startHarness(env: Record<string, string> = {}): Promise<Ha
     dataDir,
     close: async () => {
       await ctx.store.backend.close();
-      fs.rmSync(dataDir, { recursive: true, force: true });
+      if (given === undefined) fs.rmSync(dataDir, { recursive: true, force: true });
     },
   };
 }
