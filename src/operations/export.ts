@@ -142,6 +142,8 @@ export async function sendExportFile(
   noteAccess(res, { count: file.count });
   res.status(200);
   res.set('Content-Type', contentType);
+  // HEAD answers the length GET would send.
+  res.set('Content-Length', String(data.length));
   res.end(req.method === 'HEAD' ? undefined : data);
 }
 
