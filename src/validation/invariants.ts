@@ -209,32 +209,22 @@ const NATIVE: Record<
 /** dom-3: every contained resource is referenced from elsewhere in the resource, or refers back to it. */
 function containedReferenced(resource: Record<string, unknown>): boolean {
   const contained = resource.contained as unknown[];
+  // The '#id' references anywhere in the resource, its contained resources included.
   const refs = new Set<string>();
-  const collect = (v: unknown, skip: unknown): void => {
-    if (v === skip) return;
+  const collect = (v: unknown): void => {
     if (typeof v === 'string') {
       if (v.startsWith('#')) refs.add(v);
-    } else if (Array.isArray(v)) for (const x of v) collect(x, skip);
-    else if (isRecord(v)) for (const x of Object.values(v)) collect(x, skip);
+    } else if (Array.isArray(v)) for (const x of v) collect(x);
+    else if (isRecord(v)) for (const x of Object.values(v)) collect(x);
   };
-  collect({ ...resource, contained: undefined }, undefined);
+  collect(resource);
+  const refersBack = (v: unknown): boolean =>
+    v === '#' || (Array.isArray(v) ? v.some(refersBack) : isRecord(v) && Object.values(v).some(refersBack));
   const backRefs = new Set<string>();
-  for (const c of contained) collect(c, undefined);
+  for (const c of contained) if (isRecord(c) && refersBack(c)) backRefs.add(String(c.id));
   for (const c of contained) {
     if (!isRecord(c)) continue;
-    const inner = new Set<string>();
-    const collectInner = (v: unknown): void => {
-      if (typeof v === 'string' && v === '#') inner.add(v);
-      else if (Array.isArray(v)) v.forEach(collectInner);
-      else if (isRecord(v)) Object.values(v).forEach(collectInner);
-    };
-    collectInner(c);
-    if (inner.size > 0) backRefs.add(String(c.id));
-  }
-  for (const c of contained) {
-    if (!isRecord(c)) continue;
-    const id = `#${String(c.id)}`;
-    if (!refs.has(id) && !backRefs.has(String(c.id))) return false;
+    if (!refs.has(`#${String(c.id)}`) && !backRefs.has(String(c.id))) return false;
   }
   return true;
 }
