@@ -6,16 +6,20 @@ import { FhirError, badRequest, issue, notFound } from '../fhir/errors';
 import { checkId } from '../fhir/resource';
 import { sendJson } from '../http/respond';
 import type { AppContext } from '../interactions/context';
-import { type Expansion, membershipIn } from '../validation/terminology';
+import {
+  type Expansion,
+  membershipIn,
+  terminologyOf,
+  type TerminologyService,
+} from '../validation/terminology';
 import { operationInput, paramInt, paramString } from './params';
-import { validatorFor } from './validate';
 
 /** Terminology operations over the ValueSets and CodeSystems the server holds (terminology-service.html). */
 
 const MAX_EXPANSION = 10_000;
 
-function terminology(ctx: AppContext) {
-  return validatorFor(ctx).instance.terminology;
+function terminology(ctx: AppContext): TerminologyService {
+  return terminologyOf(ctx.registry);
 }
 
 function notSupported422(msg: string): FhirError {
