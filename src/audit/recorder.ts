@@ -100,8 +100,7 @@ export class AuditRecorder {
   private init(): Promise<void> {
     return (this.ready ??= (async () => {
       // The same indexes the ResourceStore gives every type, plus the chain order.
-      await this.events.createIndex({ name: 'idx_wildcard', key: { 'idx.$**': 1 } });
-      await this.events.createIndex({ name: 'lastUpdated_1', key: { lastUpdated: 1 } });
+      await this.store.ensureIndexes(AUDIT_TYPE);
       await this.events.createIndex({ name: 'seq_1', key: { seq: 1 } });
       const anchored = await this.durableHead();
       // Events after the anchored head are durable but were never acknowledged (a crash before the

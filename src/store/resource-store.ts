@@ -102,7 +102,8 @@ export class ResourceStore {
     return this.backend.collection<CurrentDoc>(type);
   }
 
-  private async ensureIndexes(type: string): Promise<void> {
+  /** The indexes every resource type's collection has (search, _lastUpdated, MongoDB hot paths). */
+  async ensureIndexes(type: string): Promise<void> {
     if (this.indexedTypes.has(type)) return;
     const c = this.current(type);
     await c.createIndex({ name: 'idx_wildcard', key: { 'idx.$**': 1 } });
