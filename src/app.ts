@@ -2,7 +2,6 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import { accessReportHandler, isCsvReportRequest } from './audit/access-report';
 import { auditWriteGuard } from './audit/guard';
 import { auditMiddleware } from './audit/middleware';
-import { recorderFor } from './audit/recorder';
 import { verifyHandler } from './audit/verify';
 import { authLayer } from './auth/middleware';
 import { methodNotAllowed, notFound } from './fhir/errors';
@@ -60,11 +59,10 @@ export function createApp(ctx: AppContext): express.Express {
   if (!consoleCollides(ctx.config.mountPath)) app.use(CONSOLE_PATH, consoleRouter({ config: ctx.config }));
 
   // Every answer waits until its AuditEvent is durable (AUDIT=on); before auth, so refusals are audited.
-  const recorder = recorderFor(ctx.store, ctx.registry);
   if (ctx.config.audit) {
     app.use(
       auditMiddleware({
-        recorder,
+        recorder: ctx.audit,
         source: ctx.config.auditSource,
         mountPath: ctx.config.mountPath,
         log: ctx.log,
@@ -102,8 +100,8 @@ export function createApp(ctx: AppContext): express.Express {
   // The audit log is read-only over the API (405 for any write, conditional forms included).
   router.use(auditWriteGuard);
   const routes = new RouteTable(router);
-  routes.add('get', '/AuditEvent/$verify', verifyHandler(ctx, recorder));
-  routes.add('post', '/AuditEvent/$verify', verifyHandler(ctx, recorder));
+  routes.add('get', '/AuditEvent/$verify', verifyHandler(ctx.audit));
+  routes.add('post', '/AuditEvent/$verify', verifyHandler(ctx.audit));
   routes.add('get', '/Patient/:id/$access-report', accessReportHandler(ctx));
   // Bulk export and $everything: before the generic /:type/:id routes (Express 5 takes `$` literally).
   for (const [path, level] of [

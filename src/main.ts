@@ -1,10 +1,13 @@
 import http from 'node:http';
+import path from 'node:path';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { createApp } from './app';
+import { AuditLog } from './audit/log';
+import { AuditLogRecorder, AuditRecorder, type AuditSink } from './audit/recorder';
 import { bulkRunnerFor } from './bulk/runner';
 import { ConfigError, loadConfig, type Config } from './config';
-import { loadDefinitions } from './fhir/definitions';
+import { loadDefinitions, type DefinitionsRegistry } from './fhir/definitions';
 import { issue, type IssueCode } from './fhir/errors';
 import type { AppContext } from './interactions/context';
 import { SearchService } from './interactions/search';
@@ -13,6 +16,7 @@ import { IndexExtractor } from './search/extract';
 import type { Backend } from './store/backend';
 import { EmbeddedBackend } from './store/embedded/engine';
 import { connectMongo } from './store/mongo';
+import { OverlayBackend } from './store/overlay';
 import { ResourceStore } from './store/resource-store';
 import { hotSearchIndexes } from './search/indexes';
 import { ViewAwareValidator } from './views/validate';
@@ -23,16 +27,42 @@ export interface Server {
   close(): Promise<void>;
 }
 
-async function openBackend(config: Config, log: Logger): Promise<Backend> {
+/**
+ * MongoDB when configured; otherwise the embedded engine, with the audit log beside it in its own
+ * append-only file (DATA_DIR/audit.log), served as the AuditEvent collection (store/overlay.ts).
+ */
+async function openBackend(
+  config: Config,
+  registry: DefinitionsRegistry,
+  log: Logger,
+): Promise<{ backend: Backend; auditLog?: AuditLog }> {
   if (config.mongodbUri) {
-    return connectMongo(config.mongodbUri, config.mongodbDb, (msg) => log.info(msg));
+    return { backend: await connectMongo(config.mongodbUri, config.mongodbDb, (msg) => log.info(msg)) };
   }
-  return EmbeddedBackend.open({
+  const engine = await EmbeddedBackend.open({
     dataDir: config.dataDir,
     autoIndexPrefix: 'idx.',
     freeze: process.env.NODE_ENV !== 'production',
     log: (msg, fields) => log.info(fields ?? {}, msg),
   });
+  try {
+    const started = Date.now();
+    const { auditLog, tornTail } = await AuditLog.open(path.join(config.dataDir, 'audit.log'), registry);
+    const moved = await auditLog.migrateFrom(engine);
+    log.info(
+      {
+        events: auditLog.size,
+        tornTailDropped: tornTail,
+        movedFromDocuments: moved,
+        ms: Date.now() - started,
+      },
+      'audit log opened',
+    );
+    return { backend: new OverlayBackend(engine, auditLog.overlay()), auditLog };
+  } catch (e) {
+    await engine.close();
+    throw e;
+  }
 }
 
 /** Assembles the server from a config: definitions -> store -> app. Does not listen. */
@@ -40,7 +70,7 @@ export async function buildContext(config: Config, log: Logger): Promise<AppCont
   const { registry, errors } = loadDefinitions(config.profilesDir);
   for (const e of errors) log.warn({ file: e }, 'could not load a conformance resource from PROFILES_DIR');
   log.info(registry.stats(), 'definitions loaded');
-  const backend = await openBackend(config, log);
+  const { backend, auditLog } = await openBackend(config, registry, log);
   const extractor = new IndexExtractor(registry, {
     onError: (type, code, e) =>
       log.debug({ type, code, err: String(e) }, 'search parameter extraction failed'),
@@ -51,6 +81,11 @@ export async function buildContext(config: Config, log: Logger): Promise<AppCont
     searchIndexes: (type) => hotSearchIndexes(registry, type),
   });
   await store.init();
+  const audit: AuditSink = auditLog
+    ? new AuditLogRecorder(auditLog, store, (e) =>
+        log.warn({ err: String(e) }, 'could not anchor the audit chain'),
+      )
+    : new AuditRecorder(store, registry);
   // ViewAwareValidator: the R4 ProfileValidator plus the SQL-on-FHIR ViewDefinition model (views/validate.ts).
   const base = {
     config,
@@ -58,6 +93,7 @@ export async function buildContext(config: Config, log: Logger): Promise<AppCont
     store,
     log,
     validator: new ViewAwareValidator(registry, config.validation),
+    audit,
   };
   return { ...base, searcher: new SearchService(base) };
 }

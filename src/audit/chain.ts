@@ -11,6 +11,22 @@ import type { AuditEvent, Extension } from 'fhir/r4';
 export const CHAIN_URL = 'urn:fhir-r4-server:audit-hash-chain';
 export const GENESIS = '0'.repeat(64);
 
+export interface ChainBreak {
+  /** The sequence number where the chain stops holding. */
+  sequence: number;
+  /** The AuditEvent found there, when there is one. */
+  id?: string;
+  reason: string;
+}
+
+/** What $verify found: whether the chain holds, how many events it checked, and the anchored head. */
+export interface VerifyResult {
+  ok: boolean;
+  checked: number;
+  head: { seq: number; hash: string };
+  break?: ChainBreak;
+}
+
 export interface ChainLink {
   sequence: number;
   previous: string;
@@ -58,7 +74,8 @@ export function canonicalJson(value: unknown): string {
   return `${out}}`;
 }
 
-function chainExtension(sequence: number, previous: string, hash?: string): Extension {
+/** The chain extension of an event: its sequence, the previous hash and (once known) its own. */
+export function chainExtension(sequence: number, previous: string, hash?: string): Extension {
   const extension: Extension[] = [
     { url: 'sequence', valueString: String(sequence) },
     { url: 'previous', valueString: previous },
@@ -67,7 +84,8 @@ function chainExtension(sequence: number, previous: string, hash?: string): Exte
   return { url: CHAIN_URL, extension };
 }
 
-function withoutChain(event: AuditEvent): AuditEvent {
+/** `event` without `meta` and without its chain extension. */
+export function withoutChain(event: AuditEvent): AuditEvent {
   const { meta: _meta, extension, ...rest } = event;
   const others = (extension ?? []).filter((e) => e.url !== CHAIN_URL);
   return (others.length > 0 ? { ...rest, extension: others } : rest) as AuditEvent;

@@ -1,15 +1,14 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
-import type { AuditEvent } from 'fhir/r4';
 import type { Logger } from 'pino';
 import { accessOf } from '../auth/policy';
 import { FhirError, issue } from '../fhir/errors';
-import { buildAuditEvent } from './build';
+import type { AuditFacts } from './build';
 import { inferNote, mergeNotes } from './infer';
 import { auditNoteOf, type AuditEntryNote, type AuditNote } from './note';
-import type { AuditRecorder } from './recorder';
+import type { AuditSink } from './recorder';
 
 export interface AuditMiddlewareOptions {
-  recorder: AuditRecorder;
+  recorder: AuditSink;
   /** AUDIT_SOURCE. */
   source: string;
   /** Where the FHIR API is mounted (paths are interpreted relative to it). */
@@ -38,9 +37,9 @@ export function auditMiddleware(o: AuditMiddlewareOptions): RequestHandler {
     const wrapped = (...args: unknown[]): Response => {
       if (held) return end(...args);
       held = true;
-      let events: AuditEvent[];
+      let events: AuditFacts[];
       try {
-        events = eventsFor(req, res, o.source, mount, now());
+        events = factsFor(req, res, o.source, mount, now());
       } catch (e) {
         o.log.error({ err: e, requestId: res.locals.requestId as string }, 'could not build the AuditEvent');
         refuse(res, end);
@@ -62,7 +61,7 @@ export function auditMiddleware(o: AuditMiddlewareOptions): RequestHandler {
       if (held) return;
       held = true;
       try {
-        const events = eventsFor(req, res, o.source, mount, now(), CLIENT_CLOSED);
+        const events = factsFor(req, res, o.source, mount, now(), CLIENT_CLOSED);
         o.recorder.record(events).catch((e: unknown) => {
           o.log.error({ err: e, requestId: res.locals.requestId as string }, 'audit record not durable');
         });
@@ -109,15 +108,15 @@ function outcomeText(res: Response): string | undefined {
   return fe instanceof FhirError ? fe.message : undefined;
 }
 
-/** The AuditEvents of one request: one, or for a Bundle one per entry plus one for the Bundle. */
-export function eventsFor(
+/** The facts of one request's AuditEvents: one, or for a Bundle one per entry plus one for the Bundle. */
+export function factsFor(
   req: Request,
   res: Response,
   source: string,
   mount: string,
   at: Date,
   status = res.statusCode,
-): AuditEvent[] {
+): AuditFacts[] {
   const url = req.originalUrl;
   const q = url.indexOf('?');
   const path = q === -1 ? url : url.slice(0, q);
@@ -133,11 +132,13 @@ export function eventsFor(
   const base = { agent, requestId, recorded, source };
   const text =
     status === CLIENT_CLOSED ? 'the client closed the connection before the answer' : outcomeText(res);
-  const events = [buildAuditEvent({ ...base, note, status, outcomeText: text })];
+  const facts: AuditFacts[] = [
+    { ...base, note, status, ...(text !== undefined ? { outcomeText: text } : {}) },
+  ];
   const entries = res.locals.auditEntries as AuditEntryNote[] | undefined;
   if (Array.isArray(entries)) {
     for (const { status: entryStatus, ...entryNote } of entries)
-      events.push(buildAuditEvent({ ...base, note: entryNote, status: entryStatus }));
+      facts.push({ ...base, note: entryNote, status: entryStatus });
   }
-  return events;
+  return facts;
 }

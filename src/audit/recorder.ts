@@ -1,30 +1,75 @@
 import { randomUUID } from 'node:crypto';
 import type { AuditEvent } from 'fhir/r4';
 import type { Collection, Session } from '../store/backend';
-import type { CurrentDoc, HistoryDoc } from '../store/documents';
+import type { HistoryDoc } from '../store/documents';
 import { HISTORY_COLLECTION } from '../store/documents';
 import { historyId, type ResourceStore } from '../store/resource-store';
 import type { DefinitionsRegistry } from '../fhir/definitions';
 import { IndexExtractor } from '../search/extract';
-import { GENESIS, link, linkOf } from './chain';
+import { buildAuditEvent, type AuditFacts } from './build';
+import { GENESIS, link, linkOf, type VerifyResult } from './chain';
+import { AUDIT_TYPE, CHAIN_COLLECTION, type AuditDoc, type ChainHead } from './documents';
+import type { AuditLog } from './log';
+import { verifyDocuments } from './verify';
 
-export const AUDIT_TYPE = 'AuditEvent';
-/** Holds one document, `head`: the sequence and hash of the last durable AuditEvent. */
-export const CHAIN_COLLECTION = 'audit_chain';
-
-/** An AuditEvent document: the ordinary current-version document plus its place in the chain. */
-export interface AuditDoc extends CurrentDoc {
-  seq: number;
+/** Where the audit middleware sends the facts of every access, and where $verify looks. */
+export interface AuditSink {
+  /** Resolves when every event is durable; rejects (and nothing is acknowledged) when the store fails. */
+  record(facts: AuditFacts[]): Promise<void>;
+  /** Walks the hash chain and reports the first break. */
+  verify(): Promise<VerifyResult>;
 }
 
-export interface ChainHead {
-  _id: 'head';
-  seq: number;
-  hash: string;
+/**
+ * The embedded store's recorder: every event is one line of the audit log (log.ts), appended at
+ * once (the log's group commit batches the disk writes). Once events are durable, the chain head
+ * is anchored in the engine (audit_chain), at most once per turn of the event loop, so that lines
+ * removed from the end of the log are found missing by $verify even after a restart.
+ */
+export class AuditLogRecorder implements AuditSink {
+  private durable = { seq: 0, hash: GENESIS };
+  private anchoring = false;
+  private readonly anchors: Collection<ChainHead>;
+
+  constructor(
+    private readonly log: AuditLog,
+    store: ResourceStore,
+    private readonly onError: (e: unknown) => void = () => undefined,
+  ) {
+    this.anchors = store.backend.collection<ChainHead>(CHAIN_COLLECTION);
+  }
+
+  record(facts: AuditFacts[]): Promise<void> {
+    if (facts.length === 0) return Promise.resolve();
+    return Promise.all(facts.map((f) => this.log.append(f))).then((links) => {
+      const last = links[links.length - 1];
+      if (last && last.seq > this.durable.seq) {
+        this.durable = last;
+        this.scheduleAnchor();
+      }
+    });
+  }
+
+  private scheduleAnchor(): void {
+    if (this.anchoring) return;
+    this.anchoring = true;
+    setImmediate(() => {
+      this.anchoring = false;
+      const head: ChainHead = { _id: 'head', ...this.durable };
+      this.anchors.replaceOne({ _id: 'head' }, head, { upsert: true }).catch(this.onError);
+    });
+  }
+
+  async verify(): Promise<VerifyResult> {
+    const stored = await this.anchors.findOne({ _id: 'head' });
+    // This process knows what it made durable even before the anchor is written.
+    const anchor = stored && stored.seq >= this.durable.seq ? stored : this.durable;
+    return this.log.verify({ seq: anchor.seq, hash: anchor.hash });
+  }
 }
 
 interface Pending {
-  event: AuditEvent;
+  facts: AuditFacts;
   resolve: () => void;
   reject: (e: unknown) => void;
 }
@@ -39,25 +84,22 @@ interface Assigned {
 const MAX_BATCH = 256;
 
 /**
- * The durable, hash-chained audit log. `record` resolves once the events are durable.
+ * The MongoDB store's recorder: AuditEvents as documents, hash-chained. `record` resolves once the
+ * events are durable.
  *
  * Events that arrive in the same turn of the event loop form a batch. A batch is linked onto the
  * in-process chain head (sequence numbers and hashes are assigned in one place, in order) and
  * written together with the new head. What survives a crash must be a prefix of the chain, so
- * that $verify never has to tell a hole left by a crash from a deletion:
- * - on the embedded engine every write is applied and queued on its journal synchronously, in
- *   call order, and the journal is append-only with group commit, so batches are written as soon
- *   as they are assigned (the durable writes of several batches overlap and share fsyncs);
- * - on MongoDB, where concurrent writes are not ordered, a batch is written (in one transaction
- *   when the deployment has them) only after the one before it is durable.
+ * that $verify never has to tell a hole left by a crash from a deletion: concurrent MongoDB writes
+ * are not ordered, so a batch is written (in one transaction when the deployment has them) only
+ * after the one before it is durable. Any Backend works; the embedded store uses the log instead.
  */
-export class AuditRecorder {
+export class AuditRecorder implements AuditSink {
   private queue: Pending[] = [];
   private scheduled = false;
-  /** Serial mode (MongoDB): a batch is being made durable. */
+  /** A batch is being made durable. */
   private writing = false;
   private head: { seq: number; hash: string } | undefined;
-  private readonly ordered: boolean;
   private readonly extractor: IndexExtractor;
   private readonly events: Collection<AuditDoc>;
   private readonly history: Collection<HistoryDoc>;
@@ -72,19 +114,18 @@ export class AuditRecorder {
     // Every search parameter of AuditEvent, but no _text/_content full-text words: the audit log is
     // searched by its parameters, and the words would double the size of every record.
     this.extractor = new IndexExtractor(registry, { fullText: false });
-    this.ordered = store.backend.kind === 'embedded';
     this.events = store.backend.collection<AuditDoc>(AUDIT_TYPE);
     this.history = store.backend.collection<HistoryDoc>(HISTORY_COLLECTION);
     this.chain = store.backend.collection<ChainHead>(CHAIN_COLLECTION);
   }
 
   /** Resolves when every event is durable; rejects (and nothing is acknowledged) when the store fails. */
-  record(events: AuditEvent[]): Promise<void> {
-    if (events.length === 0) return Promise.resolve();
-    const done = events.map(
-      (event) =>
+  record(facts: AuditFacts[]): Promise<void> {
+    if (facts.length === 0) return Promise.resolve();
+    const done = facts.map(
+      (f) =>
         new Promise<void>((resolve, reject) => {
-          this.queue.push({ event, resolve, reject });
+          this.queue.push({ facts: f, resolve, reject });
         }),
     );
     this.schedule();
@@ -95,6 +136,10 @@ export class AuditRecorder {
   async durableHead(): Promise<{ seq: number; hash: string }> {
     const h = await this.chain.findOne({ _id: 'head' });
     return h ? { seq: h.seq, hash: h.hash } : { seq: 0, hash: GENESIS };
+  }
+
+  async verify(): Promise<VerifyResult> {
+    return verifyDocuments(this.events, await this.durableHead());
   }
 
   private init(): Promise<void> {
@@ -115,7 +160,7 @@ export class AuditRecorder {
   }
 
   private schedule(): void {
-    if (this.scheduled || this.queue.length === 0 || (!this.ordered && this.writing)) return;
+    if (this.scheduled || this.queue.length === 0 || this.writing) return;
     this.scheduled = true;
     // One turn of the event loop lets the requests finishing together share a batch.
     setImmediate(() => {
@@ -133,14 +178,14 @@ export class AuditRecorder {
         return;
       }
     }
-    if (!this.ordered && this.writing) return;
+    if (this.writing) return;
     const batch = this.queue.splice(0, MAX_BATCH);
     if (batch.length === 0) return;
     this.writing = true;
     let durable: Promise<void>;
     try {
       const assigned = this.assign(batch);
-      durable = this.ordered ? this.writeOrdered(assigned) : this.writeSerial(assigned);
+      durable = this.write(assigned);
     } catch (e) {
       durable = Promise.reject(e instanceof Error ? e : new Error(String(e)));
     }
@@ -161,7 +206,6 @@ export class AuditRecorder {
         this.writing = false;
         this.schedule();
       });
-    if (this.ordered) this.schedule();
   }
 
   /** Links the batch onto the chain head and builds its documents (synchronously). */
@@ -174,7 +218,7 @@ export class AuditRecorder {
       seq += 1;
       const id = this.newId();
       const lastUpdated = new Date().toISOString();
-      const linked = link({ ...p.event, id }, seq, hash);
+      const linked = link({ ...buildAuditEvent(p.facts), id }, seq, hash);
       hash = linked.hash;
       const { resourceType, ...rest } = linked.event;
       const resource: AuditEvent = { resourceType, id, meta: { versionId: '1', lastUpdated }, ...rest };
@@ -195,25 +239,7 @@ export class AuditRecorder {
     return { docs, versions, head: { _id: 'head', seq, hash } };
   }
 
-  /**
-   * Embedded engine: the batch is one transaction, so one journal record (in which the history copy
-   * of each event is a back-reference to its current document) and one commit. The engine stages
-   * session writes synchronously and the commit runs in the microtasks right after, before any
-   * later batch is flushed (flushes run from setImmediate), so journal order is chain order.
-   */
-  private writeOrdered(a: Assigned): Promise<void> {
-    return this.store.backend.withTransaction(async (session) => {
-      const writes: Array<Promise<unknown>> = [];
-      for (let i = 0; i < a.docs.length; i++) {
-        writes.push(this.events.insertOne(a.docs[i] as AuditDoc, { session }));
-        writes.push(this.history.insertOne(a.versions[i] as HistoryDoc, { session }));
-      }
-      writes.push(this.chain.replaceOne({ _id: 'head' }, a.head, { upsert: true, session }));
-      await Promise.all(writes);
-    });
-  }
-
-  private async writeSerial(a: Assigned): Promise<void> {
+  private async write(a: Assigned): Promise<void> {
     const write = async (session?: Session): Promise<void> => {
       for (let i = 0; i < a.docs.length; i++) {
         await this.history.insertOne(a.versions[i] as HistoryDoc, { session });
@@ -228,14 +254,5 @@ export class AuditRecorder {
   }
 }
 
-const recorders = new WeakMap<ResourceStore, AuditRecorder>();
-
-/** The one recorder of a store: two would each keep a chain head and fork the chain. */
-export function recorderFor(store: ResourceStore, registry: DefinitionsRegistry): AuditRecorder {
-  let r = recorders.get(store);
-  if (!r) {
-    r = new AuditRecorder(store, registry);
-    recorders.set(store, r);
-  }
-  return r;
-}
+export { AUDIT_TYPE, CHAIN_COLLECTION };
+export type { AuditDoc, ChainHead };

@@ -2,36 +2,25 @@ import type { Request, Response } from 'express';
 import type { AuditEvent, Parameters, ParametersParameter } from 'fhir/r4';
 import { accessOf } from '../auth/policy';
 import { sendJson } from '../http/respond';
-import type { AppContext } from '../interactions/context';
-import { GENESIS, hashOf, linkOf } from './chain';
+import type { Collection } from '../store/backend';
+import { GENESIS, hashOf, linkOf, type ChainBreak, type VerifyResult } from './chain';
+import { AUDIT_TYPE, type AuditDoc } from './documents';
 import { noteAccess } from './note';
-import { AUDIT_TYPE, type AuditDoc, type AuditRecorder } from './recorder';
 
-export interface ChainBreak {
-  /** The sequence number where the chain stops holding. */
-  sequence: number;
-  /** The AuditEvent found there, when there is one. */
-  id?: string;
-  reason: string;
-}
-
-export interface VerifyResult {
-  ok: boolean;
-  checked: number;
-  head: { seq: number; hash: string };
-  break?: ChainBreak;
-}
+export type { ChainBreak, VerifyResult };
 
 /**
- * Walks the audit log in chain order, from the first event to the last, and reports the first
- * place where it does not hold: an event whose content no longer matches its hash, one that does
- * not link to its predecessor, a missing (deleted) sequence number, or a log that ends before the
- * anchored head (events removed from the tail). Events after the anchored head are the newest
- * ones, written before the head was moved past them.
+ * Walks AuditEvent documents (the MongoDB store's audit log) in chain order, from the first event
+ * to the last, and reports the first place where it does not hold: an event whose content no
+ * longer matches its hash, one that does not link to its predecessor, a missing (deleted) sequence
+ * number, or a log that ends before the anchored head (events removed from the tail). Events after
+ * the anchored head are the newest ones, written before the head was moved past them.
  */
-export async function verifyChain(ctx: AppContext, recorder: AuditRecorder): Promise<VerifyResult> {
-  const head = await recorder.durableHead();
-  const docs = ctx.store.backend.collection<AuditDoc>(AUDIT_TYPE).stream({}, { sort: { seq: 1 } });
+export async function verifyDocuments(
+  events: Collection<AuditDoc>,
+  head: { seq: number; hash: string },
+): Promise<VerifyResult> {
+  const docs = events.stream({}, { sort: { seq: 1 } });
   let expected = 1;
   let previous = GENESIS;
   let checked = 0;
@@ -100,11 +89,11 @@ export function verifyResultParameters(r: VerifyResult): Parameters {
 }
 
 /** GET or POST [base]/AuditEvent/$verify: a Parameters resource with result, checked, head and the first break. */
-export function verifyHandler(ctx: AppContext, recorder: AuditRecorder) {
+export function verifyHandler(audit: { verify(): Promise<VerifyResult> }) {
   return async (req: Request, res: Response): Promise<void> => {
     noteAccess(res, { interaction: 'operation', operation: 'verify', resourceType: AUDIT_TYPE });
     accessOf(res).require(AUDIT_TYPE, 'r');
-    const r = await verifyChain(ctx, recorder);
+    const r = await audit.verify();
     sendJson(req, res, 200, verifyResultParameters(r));
   };
 }

@@ -1,5 +1,6 @@
 import type { Resource } from 'fhir/r4';
 import type { Logger } from 'pino';
+import type { AuditSink } from '../audit/recorder';
 import type { AccessPolicy } from '../auth/policy';
 import type { Config } from '../config';
 import type { DefinitionsRegistry } from '../fhir/definitions';
@@ -37,5 +38,7 @@ export interface AppContext {
   store: ResourceStore;
   searcher: Searcher;
   validator: ResourceValidator;
+  /** Where every access is recorded (audit/recorder.ts): the audit log file, or AuditEvent documents. */
+  audit: AuditSink;
   log: Logger;
 }

@@ -2,14 +2,14 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { AuditEvent, Bundle } from 'fhir/r4';
-import { AUDIT_TYPE, type AuditDoc } from '../../src/audit/recorder';
-import { EmbeddedBackend } from '../../src/store/embedded/engine';
+import { AUDIT_TYPE, type AuditDoc } from '../../src/audit/documents';
+import { AuditLogRecorder } from '../../src/audit/recorder';
 import { JournalWriter } from '../../src/store/embedded/journal';
 import { httpRequest, spawnServer } from '../process';
 import { FHIR_JSON, patient, startHarness, type Harness } from './harness';
 
-/** Test seam: the engine's journal is private; swapped for one on /dev/full (ENOSPC). */
-type WithJournal = { journal: JournalWriter };
+/** Test seam: the audit log file's writer is private; swapped for one on /dev/full (ENOSPC). */
+type WithWriter = { log: { log: { writer: JournalWriter } } };
 
 describe('no request is acknowledged before its AuditEvent is durable', () => {
   let dataDir: string;
@@ -84,11 +84,11 @@ d('when the audit record cannot be made durable', () => {
       .set('Content-Type', FHIR_JSON)
       .send(JSON.stringify(patient()));
     expect(ok.status).toBe(201);
-    expect(h.ctx.store.backend).toBeInstanceOf(EmbeddedBackend);
-    const engine = h.ctx.store.backend as unknown as WithJournal;
-    const real = engine.journal;
+    expect(h.ctx.audit).toBeInstanceOf(AuditLogRecorder);
+    const file = (h.ctx.audit as unknown as WithWriter).log.log;
+    const real = file.writer;
     const before = await h.ctx.store.backend.collection<AuditDoc>(AUDIT_TYPE).countDocuments({});
-    engine.journal = await JournalWriter.open('/dev/full');
+    file.writer = await JournalWriter.open('/dev/full');
     try {
       const r = await h.request.get(`/fhir/Patient/${ok.body.id}`).set('X-Request-Id', 'refused-1');
       expect(r.status).toBe(503);
@@ -96,8 +96,8 @@ d('when the audit record cannot be made durable', () => {
       expect(r.headers.etag).toBeUndefined();
       expect(r.headers['x-request-id']).toBe('refused-1');
     } finally {
-      await engine.journal.close().catch(() => undefined);
-      engine.journal = real;
+      await file.writer.close().catch(() => undefined);
+      file.writer = real;
     }
     expect(await h.ctx.store.backend.collection<AuditDoc>(AUDIT_TYPE).countDocuments({})).toBe(before);
     const again = await h.request.get(`/fhir/Patient/${ok.body.id}`);

@@ -1,8 +1,11 @@
+import fs from 'node:fs';
 import http from 'node:http';
+import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import type { AuditEvent, Bundle, Parameters } from 'fhir/r4';
 import { createApp } from '../../src/app';
-import { AUDIT_TYPE, type AuditDoc } from '../../src/audit/recorder';
+import { AUDIT_TYPE, type AuditDoc } from '../../src/audit/documents';
+import { encodeRecord } from '../../src/store/embedded/journal';
 import { makeIssuer, type TestIssuer } from '../auth/issuer';
 import { FHIR_JSON, patient, startHarness, type Harness } from './harness';
 
@@ -473,37 +476,71 @@ describe('$verify', () => {
     expect(param(r.body as Parameters, 'break')).toBeUndefined();
   });
 
-  test('an AuditEvent edited in the store breaks the chain at that event', async () => {
-    const events = h.ctx.store.backend.collection<AuditDoc>(AUDIT_TYPE);
-    const [, second] = await events.find({}, { sort: { seq: 1 } });
-    if (!second) throw new Error('expected two events');
-    const forged = { ...(second.resource as AuditEvent), outcome: '4' as const };
-    await events.replaceOne({ _id: second._id }, { ...second, resource: forged });
+  /** The audit log's lines as an intruder with the file would edit them: checksums made good again. */
+  function logLines(): string[] {
+    return fs
+      .readFileSync(path.join(h.dataDir, 'audit.log'), 'utf8')
+      .split('\n')
+      .filter((l) => l !== '');
+  }
+  function writeLines(lines: string[]): void {
+    fs.writeFileSync(path.join(h.dataDir, 'audit.log'), lines.map((l) => `${l}\n`).join(''));
+  }
+  const payload = (line: string): string => line.slice(9);
+
+  test('an AuditEvent edited in the log breaks the chain at that event', async () => {
+    const lines = logLines();
+    const record = JSON.parse(payload(lines[1] as string)) as { id: string; facts: { status: number } };
+    record.facts.status = 404;
+    lines[1] = encodeRecord(JSON.stringify(record)).trimEnd();
+    writeLines(lines);
     const r = await h.request.post('/fhir/AuditEvent/$verify').expect(200);
     const p = r.body as Parameters;
     expect(param(p, 'result')?.valueBoolean).toBe(false);
     const b = param(p, 'break')?.part ?? [];
     expect(b.find((x) => x.name === 'sequence')?.valueString).toBe('2');
-    expect(b.find((x) => x.name === 'id')?.valueId).toBe(second._id);
+    expect(b.find((x) => x.name === 'id')?.valueId).toBe(record.id);
     expect(b.find((x) => x.name === 'reason')?.valueString).toMatch(/altered/);
   });
 
-  test('an AuditEvent removed from the store is reported missing', async () => {
-    const events = h.ctx.store.backend.collection<AuditDoc>(AUDIT_TYPE);
-    const [first] = await events.find({ seq: 1 });
-    await events.deleteOne({ _id: first?._id });
+  test('an AuditEvent removed from the log is reported missing', async () => {
+    writeLines(logLines().slice(1));
     const r = await h.request.post('/fhir/AuditEvent/$verify').expect(200);
     const b = param(r.body as Parameters, 'break')?.part ?? [];
     expect(b.find((x) => x.name === 'sequence')?.valueString).toBe('1');
     expect(b.find((x) => x.name === 'reason')?.valueString).toMatch(/missing/);
   });
 
-  test('the newest AuditEvent removed from the store is reported missing', async () => {
-    const events = h.ctx.store.backend.collection<AuditDoc>(AUDIT_TYPE);
-    await events.deleteOne({ seq: 3 });
+  test('the newest AuditEvent removed from the log is reported missing', async () => {
+    writeLines(logLines().slice(0, 2));
     const r = await h.request.post('/fhir/AuditEvent/$verify').expect(200);
     const b = param(r.body as Parameters, 'break')?.part ?? [];
     expect(b.find((x) => x.name === 'sequence')?.valueString).toBe('3');
+    expect(b.find((x) => x.name === 'reason')?.valueString).toMatch(/missing/);
+  });
+
+  test('a damaged line (its checksum fails) is reported', async () => {
+    const lines = logLines();
+    lines[0] = (lines[0] as string).replace('anonymous', 'anonymouz');
+    writeLines(lines);
+    const r = await h.request.post('/fhir/AuditEvent/$verify').expect(200);
+    const b = param(r.body as Parameters, 'break')?.part ?? [];
+    expect(b.find((x) => x.name === 'sequence')?.valueString).toBe('1');
+    expect(b.find((x) => x.name === 'reason')?.valueString).toMatch(/damaged/);
+  });
+
+  test('the chain head is anchored in the store: lines removed from the end are found after a restart', async () => {
+    writeLines(logLines().slice(0, 2));
+    await h.ctx.store.backend.close();
+    const again = await startHarness({ DATA_DIR: h.dataDir });
+    try {
+      const r = await again.request.post('/fhir/AuditEvent/$verify').expect(200);
+      const b = param(r.body as Parameters, 'break')?.part ?? [];
+      expect(param(r.body as Parameters, 'result')?.valueBoolean).toBe(false);
+      expect(b.find((x) => x.name === 'reason')?.valueString).toMatch(/3 to 3 are missing/);
+    } finally {
+      await again.close();
+    }
   });
 });
 

@@ -1,7 +1,6 @@
 import fs from 'node:fs';
-import { EmbeddedBackend } from '../../src/store/embedded/engine';
 import { JournalWriter } from '../../src/store/embedded/journal';
-import { FHIR_JSON, patient, startHarness, type Harness } from './harness';
+import { engineOf, FHIR_JSON, patient, startHarness, type Harness } from './harness';
 
 /** Test seam: the engine's journal is private; these tests swap it for one on /dev/full (ENOSPC). */
 type WithJournal = { journal: JournalWriter };
@@ -25,8 +24,7 @@ d('when the disk refuses writes', () => {
       .set('Content-Type', FHIR_JSON)
       .send(JSON.stringify(patient()));
     expect(ok.status).toBe(201);
-    const engine = h.ctx.store.backend as unknown as WithJournal;
-    expect(h.ctx.store.backend).toBeInstanceOf(EmbeddedBackend);
+    const engine = engineOf(h.ctx) as unknown as WithJournal;
     const real = engine.journal;
     engine.journal = await JournalWriter.open('/dev/full');
     try {

@@ -7,6 +7,8 @@ import { createApp } from '../../src/app';
 import { loadConfig } from '../../src/config';
 import type { AppContext } from '../../src/interactions/context';
 import { buildContext } from '../../src/main';
+import { EmbeddedBackend } from '../../src/store/embedded/engine';
+import { OverlayBackend } from '../../src/store/overlay';
 
 export interface Harness {
   ctx: AppContext;
@@ -39,6 +41,14 @@ export async function startHarness(env: Record<string, string> = {}): Promise<Ha
       if (given === undefined) fs.rmSync(dataDir, { recursive: true, force: true });
     },
   };
+}
+
+/** The embedded engine under a harness's store (beside it, the audit log: store/overlay.ts). */
+export function engineOf(ctx: AppContext): EmbeddedBackend {
+  const backend = ctx.store.backend;
+  const engine = backend instanceof OverlayBackend ? backend.base : backend;
+  if (!(engine instanceof EmbeddedBackend)) throw new Error('this harness does not run the embedded store');
+  return engine;
 }
 
 export const FHIR_JSON = 'application/fhir+json';

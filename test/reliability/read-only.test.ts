@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import { JournalWriter } from '../../src/store/embedded/journal';
-import { FHIR_JSON, patient, startHarness } from '../api/harness';
+import { engineOf, FHIR_JSON, patient, startHarness } from '../api/harness';
 
 /**
  * A DATA_DIR that refuses writes, then accepts them again; afterwards a restart on the same DATA_DIR
@@ -32,7 +32,7 @@ d('a DATA_DIR that refuses writes', () => {
       expect(created.status).toBe(201);
       const id = created.body.id as string;
 
-      const engine = h.ctx.store.backend as unknown as WithJournal;
+      const engine = engineOf(h.ctx) as unknown as WithJournal;
       const real = engine.journal;
       engine.journal = await JournalWriter.open('/dev/full');
       try {

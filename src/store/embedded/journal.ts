@@ -60,7 +60,8 @@ export function decodeRecords(buf: Buffer, file: string): DecodedLines {
   return { records, goodLength, tornTail: goodLength < buf.length };
 }
 
-function verifyLine(line: Buffer): boolean {
+/** Whether a line (without its newline) is `<crc32 hex> <payload>` with a matching checksum. */
+export function verifyLine(line: Buffer): boolean {
   if (line.length < 10 || line[8] !== 0x20) return false;
   const crc = Number.parseInt(line.subarray(0, 8).toString('latin1'), 16);
   if (!Number.isFinite(crc)) return false;
