@@ -3,6 +3,7 @@ import path from 'node:path';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { createApp } from './app';
+import { CHAIN_COLLECTION, type ChainHead } from './audit/documents';
 import { AuditLog } from './audit/log';
 import { AuditLogRecorder, AuditRecorder, type AuditSink } from './audit/recorder';
 import { bulkRunnerFor } from './bulk/runner';
@@ -81,11 +82,10 @@ export async function buildContext(config: Config, log: Logger): Promise<AppCont
     searchIndexes: (type) => hotSearchIndexes(registry, type),
   });
   await store.init();
-  const audit: AuditSink = auditLog
-    ? new AuditLogRecorder(auditLog, store, (e) =>
-        log.warn({ err: String(e) }, 'could not anchor the audit chain'),
-      )
-    : new AuditRecorder(store, registry);
+  auditLog?.anchorIn(store.backend.collection<ChainHead>(CHAIN_COLLECTION), (e) =>
+    log.warn({ err: String(e) }, 'could not anchor the audit chain head'),
+  );
+  const audit: AuditSink = auditLog ? new AuditLogRecorder(auditLog) : new AuditRecorder(store, registry);
   // ViewAwareValidator: the R4 ProfileValidator plus the SQL-on-FHIR ViewDefinition model (views/validate.ts).
   const base = {
     config,

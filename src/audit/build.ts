@@ -159,20 +159,17 @@ function agents(a: Agent, source: string): AuditEventAgent[] {
 function entities(f: AuditFacts): AuditEventEntity[] {
   const n = f.note;
   const out: AuditEventEntity[] = [];
-  if (n.resourceType && n.id) {
-    const ref = `${n.resourceType}/${n.id}${n.versionId !== undefined ? `/_history/${n.versionId}` : ''}`;
+  const refs = entityReferences(n);
+  if (refs.resource !== undefined) {
     out.push({
-      what: { reference: ref },
+      what: { reference: refs.resource },
       type: SYSTEM_OBJECT,
       role: DOMAIN_RESOURCE,
     });
   }
-  const patients = new Set(n.patients ?? []);
-  // An attempt on a Patient record concerns that patient even when it failed (404, 403).
-  if (n.resourceType === 'Patient' && n.id) patients.add(n.id);
-  for (const p of patients) {
+  for (const reference of refs.patients) {
     out.push({
-      what: { reference: `Patient/${p}` },
+      what: { reference },
       type: PERSON,
       role: PATIENT_ROLE,
     });
@@ -199,6 +196,25 @@ function isQuery(i: InteractionCode): boolean {
   return (
     i.startsWith('search') || i.startsWith('history') || i === 'update' || i === 'patch' || i === 'delete'
   );
+}
+
+/** The subtype codes of an access: the interaction, and the operation (`$name`) of an operation. */
+export function subtypeCodes(n: AuditNote): string[] {
+  const interaction = SUBTYPE_CODE[n.interaction];
+  return n.interaction === 'operation' && n.operation ? [interaction, `$${n.operation}`] : [interaction];
+}
+
+/** The literal references of the resource and the patients an access concerns, as its entities name them. */
+export function entityReferences(n: AuditNote): { resource?: string; patients: string[] } {
+  const patients = new Set(n.patients ?? []);
+  // An attempt on a Patient record concerns that patient even when it failed (404, 403).
+  if (n.resourceType === 'Patient' && n.id) patients.add(n.id);
+  const out: { resource?: string; patients: string[] } = {
+    patients: [...patients].map((p) => `Patient/${p}`),
+  };
+  if (n.resourceType && n.id)
+    out.resource = `${n.resourceType}/${n.id}${n.versionId !== undefined ? `/_history/${n.versionId}` : ''}`;
+  return out;
 }
 
 export function buildAuditEvent(f: AuditFacts): AuditEvent {

@@ -1,8 +1,8 @@
-import { createHash } from 'node:crypto';
+import { hash as digest } from 'node:crypto';
 import type { AuditEvent } from 'fhir/r4';
 import type { DefinitionsRegistry } from '../fhir/definitions';
 import { IndexExtractor } from '../search/extract';
-import type { Backend } from '../store/backend';
+import type { Backend, Collection } from '../store/backend';
 import type { HistoryDoc } from '../store/documents';
 import { HISTORY_COLLECTION } from '../store/documents';
 import { LogCollection, type LogView } from '../store/embedded/log-collection';
@@ -12,7 +12,7 @@ import { historyId } from '../store/resource-store';
 import { buildAuditEvent, type AuditFacts } from './build';
 import { chainExtension, GENESIS, withoutChain, type VerifyResult } from './chain';
 import { AUDIT_TYPE, CHAIN_COLLECTION, type AuditDoc, type ChainHead } from './documents';
-import { auditPostings, POSTED_PATHS, postingKey } from './postings';
+import { auditPostings, factPostings, POSTED_PATHS, postingKey } from './postings';
 
 /**
  * One line of the audit log. The hash chain is over the lines themselves: `hash` is the SHA-256 of
@@ -40,8 +40,11 @@ const ID_DIGITS = 16;
 const OWN_ID = /^\d{16}$/;
 
 function sha256(s: string): string {
-  return createHash('sha256').update(s).digest('hex');
+  return digest('sha256', s, 'hex');
 }
+
+/** How long the anchored chain head may lag behind the durable events (it is written once per period). */
+const ANCHOR_MS = 100;
 
 /** Only what an AuditEvent shows of the agent is kept (not the token's patient or scope level). */
 function storedFacts(f: AuditFacts): AuditFacts {
@@ -81,7 +84,15 @@ export function renderRecord(r: AuditRecord): AuditEvent {
  * for; the searches auditors run are planned by posting lists kept in memory (tens of bytes per event).
  */
 export class AuditLog {
+  /** The last event appended (durable or on its way). */
   private head = { seq: 0, hash: GENESIS, at: '' };
+  /** The last event on disk. */
+  private durable = { seq: 0, hash: GENESIS };
+  /** Where the chain head is anchored (the engine's audit_chain), and what was written there last. */
+  private anchors: Collection<ChainHead> | undefined;
+  private anchored = 0;
+  private anchorTimer: NodeJS.Timeout | undefined;
+  private onAnchorError: (e: unknown) => void = () => undefined;
   /** Events moved from an earlier version's document store keep their ids. */
   private readonly legacy = new Map<string, number>();
   private readonly extractor: IndexExtractor;
@@ -186,12 +197,17 @@ export class AuditLog {
       const r = JSON.parse(json) as AuditRecord;
       found.push({ n, id: r.id, legacy: r.event !== undefined });
       head = { seq: r.seq, hash: r.hash, at: r.at };
-      // Posting keys are not stored: they come from the event, as when it was appended.
-      const event = r.event ?? (r.facts ? buildAuditEvent(r.facts) : undefined);
-      return { order: Date.parse(r.at), keys: event ? auditPostings(event, isResourceType) : [] };
+      // Posting keys are not stored: they come from the facts (or the moved event), as when appended.
+      const keys = r.facts
+        ? factPostings(r.facts, isResourceType)
+        : r.event
+          ? auditPostings(r.event, isResourceType)
+          : [];
+      return { order: Date.parse(r.at), keys };
     });
     const self = new AuditLog(log, registry, now);
     self.head = head;
+    self.durable = { seq: head.seq, hash: head.hash };
     for (const f of found) if (f.legacy) self.legacy.set(f.id, f.n);
     return { auditLog: self, tornTail };
   }
@@ -212,7 +228,7 @@ export class AuditLog {
    */
   append(facts: AuditFacts): Promise<{ seq: number; hash: string }> {
     const stored = storedFacts(facts);
-    return this.appendRecord({ facts: stored }, auditPostings(buildAuditEvent(stored), this.isResourceType));
+    return this.appendRecord({ facts: stored }, factPostings(stored, this.isResourceType));
   }
 
   private appendRecord(
@@ -239,7 +255,13 @@ export class AuditLog {
     this.head = { seq, hash, at };
     if (content.event) this.legacy.set(id, seq);
     return this.log.append(line, { order: Date.parse(at), keys: k }).then(
-      () => ({ seq, hash }),
+      () => {
+        if (seq > this.durable.seq) {
+          this.durable = { seq, hash };
+          this.scheduleAnchor();
+        }
+        return { seq, hash };
+      },
       (e: unknown) => {
         // Nothing from this event on is on disk: the chain goes on from the last durable one.
         if (this.head.seq >= seq) this.head = previous;
@@ -255,8 +277,50 @@ export class AuditLog {
       replace: { [AUDIT_TYPE]: this.events },
       extend: { [HISTORY_COLLECTION]: this.versions },
       nonEmpty: () => (this.log.size > 0 ? [AUDIT_TYPE] : []),
-      close: () => this.log.close(),
+      close: () => this.close(),
     };
+  }
+
+  /**
+   * Anchors the chain head in `anchors` (the engine's audit_chain collection) from now on: at most
+   * once per ANCHOR_MS while events are logged, and at close. The anchor is a lower bound of the
+   * log's length that lives in another file: lines cut from the end of the log are found missing.
+   */
+  anchorIn(anchors: Collection<ChainHead>, onError: (e: unknown) => void): void {
+    this.anchors = anchors;
+    this.onAnchorError = onError;
+  }
+
+  private scheduleAnchor(): void {
+    if (!this.anchors || this.anchorTimer) return;
+    this.anchorTimer = setTimeout(() => {
+      this.anchorTimer = undefined;
+      this.writeAnchor().catch(this.onAnchorError);
+    }, ANCHOR_MS);
+    this.anchorTimer.unref();
+  }
+
+  private async writeAnchor(): Promise<void> {
+    const head = this.durable;
+    if (!this.anchors || head.seq <= this.anchored) return;
+    await this.anchors.replaceOne({ _id: 'head' }, { _id: 'head', ...head }, { upsert: true });
+    this.anchored = Math.max(this.anchored, head.seq);
+  }
+
+  /** $verify against the later of the stored anchor and what this process knows is durable. */
+  async verifyAnchored(): Promise<VerifyResult> {
+    const stored = this.anchors ? await this.anchors.findOne({ _id: 'head' }) : null;
+    const anchor = stored && stored.seq > this.durable.seq ? stored : this.durable;
+    return this.verify({ seq: anchor.seq, hash: anchor.hash });
+  }
+
+  /** Waits for the events on their way, anchors the head, and closes the file. */
+  async close(): Promise<void> {
+    if (this.anchorTimer) clearTimeout(this.anchorTimer);
+    this.anchorTimer = undefined;
+    await this.log.drain();
+    await this.writeAnchor().catch(this.onAnchorError);
+    await this.log.close();
   }
 
   /** Waits until every appended event is durable (or failed). */

@@ -20,51 +20,17 @@ export interface AuditSink {
   verify(): Promise<VerifyResult>;
 }
 
-/**
- * The embedded store's recorder: every event is one line of the audit log (log.ts), appended at
- * once (the log's group commit batches the disk writes). Once events are durable, the chain head
- * is anchored in the engine (audit_chain), at most once per turn of the event loop, so that lines
- * removed from the end of the log are found missing by $verify even after a restart.
- */
+/** The embedded store's recorder: every event is one line of the audit log (log.ts). */
 export class AuditLogRecorder implements AuditSink {
-  private durable = { seq: 0, hash: GENESIS };
-  private anchoring = false;
-  private readonly anchors: Collection<ChainHead>;
-
-  constructor(
-    private readonly log: AuditLog,
-    store: ResourceStore,
-    private readonly onError: (e: unknown) => void = () => undefined,
-  ) {
-    this.anchors = store.backend.collection<ChainHead>(CHAIN_COLLECTION);
-  }
+  constructor(private readonly log: AuditLog) {}
 
   record(facts: AuditFacts[]): Promise<void> {
-    if (facts.length === 0) return Promise.resolve();
-    return Promise.all(facts.map((f) => this.log.append(f))).then((links) => {
-      const last = links[links.length - 1];
-      if (last && last.seq > this.durable.seq) {
-        this.durable = last;
-        this.scheduleAnchor();
-      }
-    });
+    // Appended at once, in order; the log's group commit batches the disk writes.
+    return Promise.all(facts.map((f) => this.log.append(f))).then(() => undefined);
   }
 
-  private scheduleAnchor(): void {
-    if (this.anchoring) return;
-    this.anchoring = true;
-    setImmediate(() => {
-      this.anchoring = false;
-      const head: ChainHead = { _id: 'head', ...this.durable };
-      this.anchors.replaceOne({ _id: 'head' }, head, { upsert: true }).catch(this.onError);
-    });
-  }
-
-  async verify(): Promise<VerifyResult> {
-    const stored = await this.anchors.findOne({ _id: 'head' });
-    // This process knows what it made durable even before the anchor is written.
-    const anchor = stored && stored.seq >= this.durable.seq ? stored : this.durable;
-    return this.log.verify({ seq: anchor.seq, hash: anchor.hash });
+  verify(): Promise<VerifyResult> {
+    return this.log.verifyAnchored();
   }
 }
 

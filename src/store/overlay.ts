@@ -64,9 +64,10 @@ export class OverlayBackend implements Backend {
     return this.base.withTransaction(fn);
   }
 
+  /** The overlay first: it may still write to the backend (the audit log anchors its chain head). */
   async close(): Promise<void> {
-    await this.base.close();
     await this.overlay.close();
+    await this.base.close();
   }
 }
 

@@ -1,6 +1,6 @@
 import type { AuditEvent } from 'fhir/r4';
 import { buildAuditEvent, type AuditFacts } from '../../src/audit/build';
-import { auditPostings, POSTED_PATHS, postingKey } from '../../src/audit/postings';
+import { auditPostings, factPostings, POSTED_PATHS, postingKey } from '../../src/audit/postings';
 import { loadDefinitions } from '../../src/fhir/definitions';
 import { IndexExtractor } from '../../src/search/extract';
 
@@ -69,11 +69,41 @@ const cases: Array<[string, Partial<AuditFacts> & Pick<AuditFacts, 'note'>]> = [
     },
   ],
   ['capabilities', { note: { interaction: 'capabilities' } }],
+  [
+    'an unknown type and an id that is no id',
+    { status: 404, note: { interaction: 'read', resourceType: 'Foo', id: 'a b' } },
+  ],
+  [
+    'a client that is its own user',
+    { agent: { who: 'svc', clientId: 'svc' }, note: { interaction: 'search-system' } },
+  ],
+  [
+    'a user without a name',
+    { agent: { who: '' }, note: { interaction: 'read', resourceType: 'Patient', id: 'p1' } },
+  ],
+  [
+    'a Bundle entry on an Observation',
+    {
+      note: {
+        interaction: 'update',
+        resourceType: 'Observation',
+        id: 'o2',
+        versionId: 3,
+        patients: ['p1', 'p2'],
+      },
+    },
+  ],
 ];
 
 describe('audit log posting keys', () => {
-  test.each(cases)('%s: the same values as the search index', (_name, facts) => {
-    const event = buildAuditEvent({ ...base, ...facts });
-    expect(auditPostings(event, isResourceType).sort()).toEqual(fromIndex(event));
-  });
+  test.each(cases)(
+    '%s: the same values as the search index, from the event and from the facts',
+    (_name, facts) => {
+      const f = { ...base, ...facts };
+      const event = buildAuditEvent(f);
+      const indexed = fromIndex(event);
+      expect(auditPostings(event, isResourceType).sort()).toEqual(indexed);
+      expect(factPostings(f, isResourceType).sort()).toEqual(indexed);
+    },
+  );
 });

@@ -47,7 +47,8 @@ function isAbsolute(s: string): boolean {
   return /^[a-z][a-z0-9+.-]*:/i.test(s);
 }
 
-function entriesOfString(ref: string, isResourceType: (t: string) => boolean): ReferenceEntry[] {
+/** The entries of one reference string (`Reference.reference`, or a canonical/uri reference). */
+export function entriesOfString(ref: string, isResourceType: (t: string) => boolean): ReferenceEntry[] {
   if (ref.startsWith('#')) return [];
   const out: ReferenceEntry[] = [];
   const literal = parseLiteral(ref, isResourceType);
