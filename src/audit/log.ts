@@ -81,7 +81,7 @@ export function renderRecord(r: AuditRecord): AuditEvent {
  * and a place in memory for as long as the server runs. The AuditEvent collection and the
  * AuditEvent part of the history are read-only views of the file (`overlay`): AuditEvents are
  * read, searched, included and exported like any resource, materialized from their lines when asked
- * for; the searches auditors run are planned by posting lists kept in memory (tens of bytes per event).
+ * for; the searches auditors run are planned by posting lists kept in memory (about 200 bytes per event).
  */
 export class AuditLog {
   /** The last event appended (durable or on its way). */
