@@ -19,7 +19,7 @@ const READ_CHUNK = 4 * 1024 * 1024;
  * audit log). Unlike the engine's journal it is never compacted or snapshotted: the file is the
  * data. Memory holds only where each record ends, one order key per record (never decreasing, so a
  * range of orders is a range of records) and posting lists (key -> record numbers, ascending);
- * records are read back from the file when asked for, so memory grows by a few bytes per posting of a record,
+ * records are read back from the file when asked for, so memory grows by some bytes per posting,
  * not by the record.
  *
  * Records are numbered 1, 2, 3, ... in append order. Lines are the journal's (`<crc32> <json>\n`)
