@@ -36,6 +36,7 @@ ${scenarios.map((s) => `  ${s.name.padEnd(10)} ${s.description}`).join('\n')}
   --rounds R     repeats of phases that do not change the store; the median is reported (default 3)
   --seed S       seed of the synthetic data and of the random reads (default 1)
   --patients P   ingest: how many Synthea patient Bundles to load (default all 120)
+  --kinds K,...  search: only these kinds (token, reference, identifier, date, condition)
   --auth A       none (default), smart (every request carries a bearer token; the bench mints the
                  key pair, a JWKS file and a system/*.cruds token), or both (one run each, then the ratio)
   --audit A      on (default: every request waits for its durable AuditEvent), off, or both (one run
@@ -141,6 +142,7 @@ async function main(): Promise<number> {
       rounds: { type: 'string' },
       seed: { type: 'string' },
       patients: { type: 'string' },
+      kinds: { type: 'string' },
       auth: { type: 'string', default: 'none' },
       audit: { type: 'string', default: 'on' },
       floor: { type: 'string', default: 'on' },
@@ -164,6 +166,7 @@ async function main(): Promise<number> {
     seed: positiveInt(values.seed, 1, 'seed'),
   };
   if (values.patients !== undefined) options.patients = positiveInt(values.patients, 120, 'patients');
+  if (values.kinds !== undefined) options.kinds = values.kinds.split(',').filter((k) => k !== '');
   const log = (message: string): void => void process.stderr.write(`[bench] ${message}\n`);
   const authArg = values.auth ?? 'none';
   if (authArg !== 'none' && authArg !== 'smart' && authArg !== 'both')

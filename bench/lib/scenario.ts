@@ -13,6 +13,8 @@ export interface ScenarioOptions {
   seed: number;
   /** ingest: how many Synthea patient Bundles to load (default all). */
   patients?: number;
+  /** search: only these kinds of search (default all), e.g. to profile one. */
+  kinds?: string[];
 }
 
 /** What a scenario gets: a running server with an empty store behind `client`. */

@@ -290,6 +290,59 @@ describe('embedded engine', () => {
     await b.close();
   });
 
+  test('index plans answer what testing every document answers, whatever the shapes at the path (property)', async () => {
+    const fc = (await import('fast-check')).default;
+    // The reference is the engine's own predicate over every document (matcher.ts; mingo differs
+    // from MongoDB on some array shapes); the plan must not change the answer.
+    const { compileMatcher } = await import('../../src/store/embedded/matcher');
+    const scalar = fc.oneof(
+      fc.constantFrom('x', 'y'),
+      fc.constantFrom(1, 2),
+      fc.boolean(),
+      fc.constant(null),
+    );
+    // No arrays of arrays: FHIR JSON and the search index have none.
+    const leaf = fc.oneof(scalar, fc.array(scalar, { maxLength: 2 }));
+    const entry = fc.oneof(fc.record({ b: leaf }, { requiredKeys: [] }), leaf);
+    const a = fc.oneof(entry, fc.array(entry, { maxLength: 3 }));
+    const shape = fc.record({ a, d: fc.boolean() }, { requiredKeys: ['d'] });
+    // Searches never ask for null (`:missing` is $exists).
+    const value = scalar.filter((v) => v !== null);
+    const cond = fc.oneof(
+      value.map((v) => ({ 'idx.a.b': v })),
+      fc.array(value, { minLength: 1, maxLength: 2 }).map((vs) => ({ 'idx.a.b': { $in: vs } })),
+      value.map((v) => ({ 'idx.a': v })),
+      value.map((v) => ({ 'idx.a.b': { $eq: v } })),
+      fc.boolean().map((d) => ({ d })),
+    );
+    const filter = fc
+      .array(cond, { minLength: 1, maxLength: 3 })
+      .map((cs) => (cs.length === 1 ? cs[0] : { $and: cs }));
+    const shapes = fc.sample(shape, { numRuns: 150, seed: 42 });
+    const b = await EmbeddedBackend.open({ dataDir: dir, autoIndexPrefix: 'idx.' });
+    const c = b.collection<{ _id: string }>('T');
+    const docs = shapes.map((sh, i) => ({
+      _id: `t${i}`,
+      d: sh.d,
+      idx: sh.a === undefined ? {} : { a: sh.a },
+    }));
+    await Promise.all(docs.map((d) => c.insertOne(d)));
+    await fc.assert(
+      fc.asyncProperty(filter, async (f) => {
+        const test = compileMatcher(f as Record<string, unknown>);
+        if (!test) throw new Error('the matcher compiles these filters');
+        const expected = docs
+          .filter((d) => test(d))
+          .map((d) => d._id)
+          .sort();
+        expect((await c.find(f as Record<string, unknown>)).map((d) => d._id).sort()).toEqual(expected);
+        expect(await c.countDocuments(f as Record<string, unknown>)).toBe(expected.length);
+      }),
+      { numRuns: 300 },
+    );
+    await b.close();
+  });
+
   test('sorting by scalar keys follows MongoDB: arrays by least (asc) or greatest (desc) element, missing first', async () => {
     interface S {
       _id: string;

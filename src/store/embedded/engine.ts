@@ -21,7 +21,7 @@ import {
 } from '../backend';
 import { decodeShared, SharedFieldWriter } from './dedupe';
 import { deepFreeze } from './freeze';
-import { candidateIds, SecondaryIndex } from './indexes';
+import { candidateIds, exactCandidates, SecondaryIndex } from './indexes';
 import { compileMatcher } from './matcher';
 import { sortByScalarKeys } from './sort';
 import { JournalWriter, fsyncDir, readJournal } from './journal';
@@ -384,6 +384,18 @@ export class EmbeddedBackend implements Backend {
   ): Doc[] {
     const q = this.compiled(filter);
     const out: Doc[] = [];
+    const exact = cd ? exactCandidates(filter, (f) => this.indexFor(cd, f)) : undefined;
+    if (exact && cd) {
+      // The index decided one conjunct; the candidates need to pass only the others.
+      const rest = exact.residual ? this.compiled(exact.residual) : undefined;
+      for (const id of exact.ids) {
+        if (w?.has(id)) continue;
+        const d = cd.docs.get(id);
+        if (d && (!rest || rest.test(d))) out.push(d);
+      }
+      if (w) for (const d of w.values()) if (d && q.test(d)) out.push(d);
+      return out;
+    }
     const cand = cd ? candidateIds(filter, (f) => this.indexFor(cd, f)) : undefined;
     if (cand) {
       for (const id of cand) {

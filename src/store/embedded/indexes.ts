@@ -175,6 +175,61 @@ export function candidateIds(
 
 const EMPTY: ReadonlySet<string> = new Set();
 
+/**
+ * An index lookup that decides part of a conjunction by itself: the ids that satisfy one conjunct
+ * (equality or $in of strings, numbers or booleans on `_id` or on an indexed path: the index holds
+ * every value at the path, as MongoDB's equality sees them), and the rest of the filter, which is
+ * all that the candidates still need to pass (undefined: nothing). Undefined when no conjunct is
+ * such a lookup. A search's reference or token equality then costs its candidates a test of
+ * `deleted: false`, not a walk of the index entries again.
+ */
+export function exactCandidates(
+  filter: Filter,
+  indexFor: (field: string) => SecondaryIndex | undefined,
+): { ids: ReadonlySet<string>; residual: Filter | undefined } | undefined {
+  const conjuncts: Filter[] = [];
+  const flatten = (f: Filter): boolean => {
+    for (const [k, v] of Object.entries(f)) {
+      if (k === '$and' && Array.isArray(v)) {
+        for (const sub of v) {
+          if (!sub || typeof sub !== 'object' || Array.isArray(sub)) return false;
+          if (!flatten(sub as Filter)) return false;
+        }
+      } else conjuncts.push({ [k]: v });
+    }
+    return true;
+  };
+  if (!flatten(filter)) return undefined;
+  let best: { ids: ReadonlySet<string>; at: number } | undefined;
+  conjuncts.forEach((c, at) => {
+    const [field, cond] = Object.entries(c)[0] as [string, unknown];
+    if (field.startsWith('$')) return;
+    const values = equalityValues(cond);
+    if (!values || values.some((v) => !isScalar(v))) return;
+    let ids: ReadonlySet<string>;
+    if (field === '_id') ids = new Set(values.filter((v): v is string => typeof v === 'string'));
+    else {
+      const idx = indexFor(field);
+      if (!idx || idx.spec.partialFilterExpression) return;
+      const keys = values.map((v) => keyOf(v) as string);
+      if (keys.length === 1) ids = idx.lookup(keys[0] as string) ?? EMPTY;
+      else {
+        const union = new Set<string>();
+        for (const k of keys) for (const id of idx.lookup(k) ?? []) union.add(id);
+        ids = union;
+      }
+    }
+    if (!best || ids.size < best.ids.size) best = { ids, at };
+  });
+  if (!best) return undefined;
+  const chosen = best;
+  const rest = conjuncts.filter((_, i) => i !== chosen.at);
+  return {
+    ids: chosen.ids,
+    residual: rest.length === 0 ? undefined : rest.length === 1 ? rest[0] : { $and: rest },
+  };
+}
+
 function isScalar(v: unknown): boolean {
   return typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean';
 }
