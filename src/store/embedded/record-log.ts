@@ -64,35 +64,20 @@ export class RecordLog {
   private recover(describe: Describe): boolean {
     const fd = fs.openSync(this.file, 'r+');
     try {
-      const size = fs.fstatSync(fd).size;
-      let pos = 0;
-      let carry = Buffer.alloc(0);
       let good = 0;
       let firstBad = -1;
-      while (pos < size) {
-        const chunk = Buffer.allocUnsafe(Math.min(READ_CHUNK, size - pos));
-        const got = fs.readSync(fd, chunk, 0, chunk.length, pos);
-        const buf =
-          carry.length > 0 ? Buffer.concat([carry, chunk.subarray(0, got)]) : chunk.subarray(0, got);
-        const base = pos - carry.length;
-        pos += got;
-        let start = 0;
-        for (let nl = buf.indexOf(0x0a, start); nl !== -1; nl = buf.indexOf(0x0a, start)) {
-          const line = buf.subarray(start, nl);
-          if (verifyLine(line)) {
-            if (firstBad !== -1) throw new JournalCorruptError(this.file, firstBad);
-            const n = this.appended + 1;
-            this.push(n, base + nl + 1, describe(line.subarray(9).toString('utf8'), n));
-            good = base + nl + 1;
-          } else if (firstBad === -1) {
-            firstBad = base + start;
-          }
-          start = nl + 1;
+      for (const { line, start, end } of linesOf(fd)) {
+        if (line && verifyLine(line)) {
+          if (firstBad !== -1) throw new JournalCorruptError(this.file, firstBad);
+          const n = this.appended + 1;
+          this.push(n, end, describe(line.subarray(9).toString('utf8'), n));
+          good = end;
+        } else if (firstBad === -1) {
+          firstBad = start;
         }
-        carry = Buffer.from(buf.subarray(start));
       }
       this.durable = this.appended;
-      if (good < size) {
+      if (good < fs.fstatSync(fd).size) {
         // A torn last batch (a crash during its write): never acknowledged, so dropped.
         fs.ftruncateSync(fd, good);
         fs.fdatasyncSync(fd);
@@ -237,33 +222,16 @@ export class RecordLog {
    * Yields to other work between chunks.
    */
   async walkFile(fn: (payload: string | undefined, line: number) => boolean): Promise<void> {
-    const fh = await fs.promises.open(this.file, 'r');
+    const fd = fs.openSync(this.file, 'r');
     try {
-      let pos = 0;
-      let line = 0;
-      let carry = Buffer.alloc(0);
-      for (;;) {
-        const chunk = Buffer.allocUnsafe(READ_CHUNK);
-        const { bytesRead } = await fh.read(chunk, 0, chunk.length, pos);
-        if (bytesRead === 0) break;
-        pos += bytesRead;
-        const buf =
-          carry.length > 0
-            ? Buffer.concat([carry, chunk.subarray(0, bytesRead)])
-            : chunk.subarray(0, bytesRead);
-        let start = 0;
-        for (let nl = buf.indexOf(0x0a, start); nl !== -1; nl = buf.indexOf(0x0a, start)) {
-          const l = buf.subarray(start, nl);
-          line++;
-          if (!fn(verifyLine(l) ? l.subarray(9).toString('utf8') : undefined, line)) return;
-          start = nl + 1;
-        }
-        carry = Buffer.from(buf.subarray(start));
+      let n = 0;
+      for (const { line } of linesOf(fd)) {
+        n++;
+        if (!fn(line && verifyLine(line) ? line.subarray(9).toString('utf8') : undefined, n)) return;
+        if (n % 10_000 === 0) await new Promise<void>((r) => setImmediate(r));
       }
-      // A last line without its newline is a torn write: damaged.
-      if (carry.length > 0) fn(undefined, line + 1);
     } finally {
-      await fh.close();
+      fs.closeSync(fd);
     }
   }
 
@@ -277,4 +245,28 @@ export class RecordLog {
     if (this.fd !== undefined) fs.closeSync(this.fd);
     this.fd = undefined;
   }
+}
+
+/**
+ * The lines of a file, read in chunks: each line without its newline, where it starts, and where
+ * the next one starts. A last line without a newline (a torn write) comes as `line: undefined`.
+ */
+function* linesOf(fd: number): Generator<{ line: Buffer | undefined; start: number; end: number }> {
+  let pos = 0;
+  let carry = Buffer.alloc(0);
+  for (;;) {
+    const chunk = Buffer.allocUnsafe(READ_CHUNK);
+    const got = fs.readSync(fd, chunk, 0, chunk.length, pos);
+    if (got === 0) break;
+    const buf = carry.length > 0 ? Buffer.concat([carry, chunk.subarray(0, got)]) : chunk.subarray(0, got);
+    const base = pos - carry.length;
+    pos += got;
+    let start = 0;
+    for (let nl = buf.indexOf(0x0a, start); nl !== -1; nl = buf.indexOf(0x0a, start)) {
+      yield { line: buf.subarray(start, nl), start: base + start, end: base + nl + 1 };
+      start = nl + 1;
+    }
+    carry = Buffer.from(buf.subarray(start));
+  }
+  if (carry.length > 0) yield { line: undefined, start: pos - carry.length, end: pos };
 }
