@@ -56,6 +56,15 @@ const condition: fc.Arbitrary<Filter> = fc.oneof(
   fc.integer({ min: 0, max: 9 }).map((v) => ({ v: { $gt: v } })),
   fc.integer({ min: 1, max: 210 }).map((n) => ({ _id: String(n).padStart(6, '0') })),
   fc.constant({ deleted: false }),
+  fc.constantFrom<Filter>(
+    { 'idx.q': 'x' },
+    { 'idx.q.c': { $in: ['x'] } },
+    { 'idx.q': { $regex: '^x' } },
+    { 'idx.q': { $elemMatch: { c: 'x' } } },
+    { 'idx.q': { $exists: false } },
+    { 'idx.q': { $ne: 'x' } },
+    { 'idx.q': { $exists: true } },
+  ),
   fc.constant({ deleted: true }),
   fc.tuple(patient, code).map(([p, c]) => ({ $or: [{ 'idx.p.r': p }, { 'idx.c.c': c }] })),
   fc.tuple(patient, fc.integer({ min: 0, max: 9 })).map(([p, v]) => ({ $or: [{ 'idx.p.r': p }, { v }] })),
@@ -99,6 +108,7 @@ describe('LogCollection', () => {
       materialize: (json) => JSON.parse(json) as Doc,
       keyFields: { _id: (v) => (/^\d{6}$/.test(v) ? Number(v) : undefined) },
       constants: { deleted: false },
+      absent: ['idx.q'],
       orderedFields: () =>
         new Map([
           ['seq', 'unique'],

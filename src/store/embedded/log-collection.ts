@@ -24,6 +24,8 @@ export interface LogView<T extends BaseDoc> {
   readonly keyFields: Readonly<Record<string, (value: string) => number | undefined>>;
   /** Fields with the same value in every document ({deleted: false}): conditions on them are decided once. */
   readonly constants: Readonly<Doc>;
+  /** Paths no document has (search parameters these documents never carry): nothing is there to match. */
+  readonly absent?: readonly string[];
   /**
    * Fields that never decrease from one record to the next: 'unique' when they also never repeat
    * (a sort on them is the record order), 'ties' when equal values may follow each other.
@@ -76,6 +78,37 @@ function union(lists: ReadonlyArray<readonly number[]>): number[] {
 
 function isScalar(v: unknown): v is string | number | boolean {
   return typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean';
+}
+
+/** Whether a condition can hold only where the path has a value (so never on an absent path). */
+function requiresPresence(cond: unknown): boolean {
+  if (isScalar(cond)) return true;
+  if (!cond || typeof cond !== 'object' || Array.isArray(cond)) return false;
+  const ops = Object.entries(cond as Doc);
+  return (
+    ops.length > 0 &&
+    ops.every(([op, v]) => {
+      switch (op) {
+        case '$eq':
+          return v !== null;
+        case '$in':
+          return Array.isArray(v) && v.length > 0 && v.every((x) => x !== null);
+        case '$exists':
+          return v === true;
+        case '$elemMatch':
+        case '$regex':
+        case '$options':
+        case '$all':
+        case '$gt':
+        case '$gte':
+        case '$lt':
+        case '$lte':
+          return true;
+        default:
+          return false;
+      }
+    })
+  );
 }
 
 function equalityValues(cond: unknown): Array<string | number | boolean> | undefined {
@@ -137,6 +170,10 @@ export class LogCollection<T extends BaseDoc> implements Collection<T> {
           p.exact = false;
           continue;
         }
+        if (this.isAbsent(k) && requiresPresence(cond)) {
+          p.last = 0;
+          continue;
+        }
         if (Object.prototype.hasOwnProperty.call(this.view.constants, k)) {
           if (!new Query({ [k]: cond }, {}).test(this.view.constants)) p.last = 0;
           continue;
@@ -154,6 +191,10 @@ export class LogCollection<T extends BaseDoc> implements Collection<T> {
       p.list = list.filter((n) => n >= p.first && n <= p.last);
     }
     return p;
+  }
+
+  private isAbsent(path: string): boolean {
+    return (this.view.absent ?? []).some((a) => path === a || path.startsWith(`${a}.`));
   }
 
   /** The records of an equality (or $in, or $elemMatch of equalities) on one field, when posted or `_id`. */
