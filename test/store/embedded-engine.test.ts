@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { DuplicateKeyError } from '../../src/store/backend';
 import { EmbeddedBackend } from '../../src/store/embedded/engine';
+import { encodeRecord, encodeRecordBuffer } from '../../src/store/embedded/journal';
 
 interface Item {
   _id: string;
@@ -189,6 +190,29 @@ describe('embedded engine', () => {
     const b2 = await open();
     expect(await b2.collection<Item>('items').countDocuments({})).toBe(101);
     await b2.close();
+  });
+
+  test('after a restart the next compaction waits for the journal to outgrow the loaded snapshot', async () => {
+    const b = await EmbeddedBackend.open({ dataDir: dir, compactBytes: 2000 });
+    const c = b.collection<Item>('items');
+    for (let i = 0; i < 200; i++) await c.insertOne({ _id: `i${i}`, n: i, pad: 'p'.repeat(100) } as Item);
+    await b.flush();
+    await b.compact();
+    await b.close();
+    const snapshots = (): string[] => fs.readdirSync(dir).filter((f) => f.startsWith('snapshot-'));
+    const first = snapshots();
+    const b2 = await EmbeddedBackend.open({ dataDir: dir, compactBytes: 2000 });
+    // Past compactBytes, well short of twice the snapshot: no new snapshot.
+    for (let i = 0; i < 20; i++)
+      await b2.collection<Item>('items').insertOne({ _id: `j${i}`, n: i, pad: 'p'.repeat(100) } as Item);
+    await b2.flush();
+    expect(snapshots()).toEqual(first);
+    await b2.close();
+  });
+
+  test('journal lines encoded to a Buffer are the bytes of the string encoding', () => {
+    for (const json of ['{}', '{"a":"Müller 東京 \\u0000 😀"}', JSON.stringify({ x: 'y'.repeat(5000) })])
+      expect(encodeRecordBuffer(json).equals(Buffer.from(encodeRecord(json), 'utf8'))).toBe(true);
   });
 
   test('an object shared by two documents of one write is journaled once and shared again after recovery', async () => {

@@ -20,6 +20,24 @@ export function encodeRecord(json: string): string {
   return `${crc} ${json}\n`;
 }
 
+/**
+ * encodeRecord into a Buffer, encoding the JSON once: the checksum is taken over the bytes the line
+ * holds (the same value zlib gives for the string), and a batch of lines is written as it is.
+ */
+export function encodeRecordBuffer(json: string): Buffer {
+  const length = Buffer.byteLength(json);
+  const line = Buffer.allocUnsafe(length + 10);
+  line.write(json, 9, 'utf8');
+  const crc = zlib
+    .crc32(line.subarray(9, 9 + length))
+    .toString(16)
+    .padStart(8, '0');
+  line.write(crc, 0, 'latin1');
+  line[8] = 0x20;
+  line[length + 9] = 0x0a;
+  return line;
+}
+
 export interface DecodedLines {
   records: string[];
   /** Byte offset just past the last good record. */
@@ -69,7 +87,7 @@ export function verifyLine(line: Buffer): boolean {
 }
 
 interface Pending {
-  data: string;
+  data: Buffer;
   resolve: () => void;
   reject: (e: Error) => void;
   /** Called (newest first) when the batch holding this record could not be made durable. */
@@ -112,7 +130,7 @@ export class JournalWriter {
   append(json: string, undo: () => void): Promise<void> {
     if (this.closed) return Promise.reject(new Error('journal is closed'));
     return new Promise<void>((resolve, reject) => {
-      this.queue.push({ data: encodeRecord(json), resolve, reject, undo });
+      this.queue.push({ data: encodeRecordBuffer(json), resolve, reject, undo });
       if (!this.flushing) this.flushing = this.flushLoop();
     });
   }
@@ -151,7 +169,7 @@ export class JournalWriter {
       await fh.datasync();
       this.damaged = false;
     }
-    const buf = Buffer.from(batch.map((p) => p.data).join(''), 'utf8');
+    const buf = batch.length === 1 ? (batch[0] as Pending).data : Buffer.concat(batch.map((p) => p.data));
     try {
       let off = 0;
       while (off < buf.length) {

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import { decodeShared, SharedFieldWriter } from './dedupe';
-import { decodeRecords, encodeRecord } from './journal';
+import { decodeRecords, encodeRecordBuffer } from './journal';
 
 type Doc = { _id: string } & Record<string, unknown>;
 
@@ -16,11 +16,11 @@ export async function writeSnapshot(file: string, state: Array<[string, Doc[]]>)
   let bytes = 0;
   let count = 0;
   try {
-    let chunk: string[] = [];
+    let chunk: Buffer[] = [];
     let chunkLen = 0;
     const flush = async (): Promise<void> => {
       if (chunk.length === 0) return;
-      const buf = Buffer.from(chunk.join(''), 'utf8');
+      const buf = Buffer.concat(chunk);
       await fh.write(buf);
       bytes += buf.length;
       chunk = [];
@@ -29,14 +29,14 @@ export async function writeSnapshot(file: string, state: Array<[string, Doc[]]>)
     const shared = new SharedFieldWriter();
     for (const [c, docs] of state) {
       for (const d of docs) {
-        const line = encodeRecord(JSON.stringify([c, shared.encode(count, d)]));
+        const line = encodeRecordBuffer(JSON.stringify([c, shared.encode(count, d)]));
         chunk.push(line);
         chunkLen += line.length;
         count++;
         if (chunkLen > 1 << 20) await flush();
       }
     }
-    chunk.push(encodeRecord(JSON.stringify({ end: count })));
+    chunk.push(encodeRecordBuffer(JSON.stringify({ end: count })));
     await flush();
     await fh.sync();
   } finally {
