@@ -22,20 +22,35 @@ export function encodeRecord(json: string): string {
 
 /**
  * encodeRecord into a Buffer, encoding the JSON once: the checksum is taken over the bytes the line
- * holds (the same value zlib gives for the string), and a batch of lines is written as it is.
+ * holds (the same value zlib gives for the string).
  */
 export function encodeRecordBuffer(json: string): Buffer {
-  const length = Buffer.byteLength(json);
-  const line = Buffer.allocUnsafe(length + 10);
-  line.write(json, 9, 'utf8');
-  const crc = zlib
-    .crc32(line.subarray(9, 9 + length))
-    .toString(16)
-    .padStart(8, '0');
-  line.write(crc, 0, 'latin1');
-  line[8] = 0x20;
-  line[length + 9] = 0x0a;
-  return line;
+  return encodeRecords([json], [Buffer.byteLength(json)]);
+}
+
+/**
+ * Several records as one Buffer of lines, in one allocation (small Buffers each come from Node's
+ * shared pool, and refilling the pool costs more than the copy saved). `lengths` are the JSON
+ * strings' UTF-8 byte lengths.
+ */
+export function encodeRecords(jsons: readonly string[], lengths: readonly number[]): Buffer {
+  let total = 0;
+  for (const l of lengths) total += l + 10;
+  const buf = Buffer.allocUnsafe(total);
+  let off = 0;
+  for (let i = 0; i < jsons.length; i++) {
+    const length = lengths[i] as number;
+    buf.write(jsons[i] as string, off + 9, length, 'utf8');
+    const crc = zlib
+      .crc32(buf.subarray(off + 9, off + 9 + length))
+      .toString(16)
+      .padStart(8, '0');
+    buf.write(crc, off, 8, 'latin1');
+    buf[off + 8] = 0x20;
+    buf[off + length + 9] = 0x0a;
+    off += length + 10;
+  }
+  return buf;
 }
 
 export interface DecodedLines {
@@ -87,7 +102,9 @@ export function verifyLine(line: Buffer): boolean {
 }
 
 interface Pending {
-  data: Buffer;
+  json: string;
+  /** UTF-8 bytes of `json`. */
+  length: number;
   resolve: () => void;
   reject: (e: Error) => void;
   /** Called (newest first) when the batch holding this record could not be made durable. */
@@ -126,11 +143,14 @@ export class JournalWriter {
     return this.queue.length === 0 && this.flushing === undefined;
   }
 
-  /** Queues one record; resolves once it is on disk. `undo` reverts its in-memory effect on failure. */
-  append(json: string, undo: () => void): Promise<void> {
+  /**
+   * Queues one record; resolves once it is on disk. `undo` reverts its in-memory effect on failure.
+   * `length` is the UTF-8 byte length of `json`, when the caller has it already.
+   */
+  append(json: string, undo: () => void, length = Buffer.byteLength(json)): Promise<void> {
     if (this.closed) return Promise.reject(new Error('journal is closed'));
     return new Promise<void>((resolve, reject) => {
-      this.queue.push({ data: encodeRecordBuffer(json), resolve, reject, undo });
+      this.queue.push({ json, length, resolve, reject, undo });
       if (!this.flushing) this.flushing = this.flushLoop();
     });
   }
@@ -169,7 +189,10 @@ export class JournalWriter {
       await fh.datasync();
       this.damaged = false;
     }
-    const buf = batch.length === 1 ? (batch[0] as Pending).data : Buffer.concat(batch.map((p) => p.data));
+    const buf = encodeRecords(
+      batch.map((p) => p.json),
+      batch.map((p) => p.length),
+    );
     try {
       let off = 0;
       while (off < buf.length) {

@@ -118,9 +118,10 @@ export class RecordLog {
     const n = this.appended + 1;
     const start = n > 1 ? (this.ends[n - 2] as number) : 0;
     // The line is `<8 hex> <json>\n` (encodeRecord).
-    this.push(n, start + Buffer.byteLength(json) + 10, meta);
+    const length = Buffer.byteLength(json);
+    this.push(n, start + length + 10, meta);
     return this.writer
-      .append(json, () => this.undo(n, meta))
+      .append(json, () => this.undo(n, meta), length)
       .then(() => {
         if (n > this.durable) this.durable = n;
       });

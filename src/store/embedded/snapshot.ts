@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import { decodeShared, SharedFieldWriter } from './dedupe';
-import { decodeRecords, encodeRecordBuffer } from './journal';
+import { decodeRecords, encodeRecords } from './journal';
 
 type Doc = { _id: string } & Record<string, unknown>;
 
@@ -16,27 +16,34 @@ export async function writeSnapshot(file: string, state: Array<[string, Doc[]]>)
   let bytes = 0;
   let count = 0;
   try {
-    let chunk: Buffer[] = [];
+    // Lines are encoded about 1 MiB at a time, into one Buffer each.
+    let chunk: string[] = [];
+    let lengths: number[] = [];
     let chunkLen = 0;
     const flush = async (): Promise<void> => {
       if (chunk.length === 0) return;
-      const buf = Buffer.concat(chunk);
-      await fh.write(buf);
+      const buf = encodeRecords(chunk, lengths);
+      for (let off = 0; off < buf.length;) off += (await fh.write(buf, off, buf.length - off)).bytesWritten;
       bytes += buf.length;
       chunk = [];
+      lengths = [];
       chunkLen = 0;
+    };
+    const add = (json: string): void => {
+      const length = Buffer.byteLength(json);
+      chunk.push(json);
+      lengths.push(length);
+      chunkLen += length + 10;
     };
     const shared = new SharedFieldWriter();
     for (const [c, docs] of state) {
       for (const d of docs) {
-        const line = encodeRecordBuffer(JSON.stringify([c, shared.encode(count, d)]));
-        chunk.push(line);
-        chunkLen += line.length;
+        add(JSON.stringify([c, shared.encode(count, d)]));
         count++;
         if (chunkLen > 1 << 20) await flush();
       }
     }
-    chunk.push(encodeRecordBuffer(JSON.stringify({ end: count })));
+    add(JSON.stringify({ end: count }));
     await flush();
     await fh.sync();
   } finally {
