@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { createApp } from './app';
-import { CHAIN_COLLECTION, type ChainHead } from './audit/documents';
+import { AUDIT_TYPE, CHAIN_COLLECTION, type ChainHead } from './audit/documents';
 import { AuditLog } from './audit/log';
 import { AuditLogRecorder, AuditRecorder, type AuditSink } from './audit/recorder';
 import { bulkRunnerFor } from './bulk/runner';
@@ -82,6 +82,13 @@ export async function buildContext(config: Config, log: Logger): Promise<AppCont
     searchIndexes: (type) => hotSearchIndexes(registry, type),
   });
   await store.init();
+  const reindexStarted = Date.now();
+  const rebuilt = await store.reindexStale([AUDIT_TYPE]);
+  if (rebuilt.length > 0)
+    log.info(
+      { types: rebuilt, ms: Date.now() - reindexStarted },
+      'search indexes rebuilt (search parameters or index format changed)',
+    );
   auditLog?.anchorIn(store.backend.collection<ChainHead>(CHAIN_COLLECTION), (e) =>
     log.warn({ err: String(e) }, 'could not anchor the audit chain head'),
   );

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Resource, SearchParameter } from 'fhir/r4';
 import fhirpath from 'fhirpath';
 import r4 from 'fhirpath/fhir-context/r4';
@@ -43,6 +44,13 @@ export interface IndexExtractorOptions {
 
 const OPTIONS = { resolveInternalTypes: false } as const;
 
+/**
+ * The version of the index encodings (search/types/*, full text, sort keys). Bump it with any change
+ * to what extract() produces for the same parameters: the stored indexes are then rebuilt at start
+ * (ResourceStore.reindexStale), instead of answering searches from values of the old encoding.
+ */
+export const INDEX_FORMAT = 1;
+
 /** Splits a FHIRPath expression at its top-level `|` unions (not inside parentheses or strings). */
 export function splitUnion(expression: string): string[] {
   const parts: string[] = [];
@@ -86,6 +94,28 @@ export class IndexExtractor {
     private readonly options: IndexExtractorOptions = {},
   ) {
     this.isResourceType = (t) => registry.isResourceType(t);
+  }
+
+  /**
+   * What the index of a `type` resource is extracted from: the index format and the type's search
+   * parameters (code, type, expression, composite components). Stored indexes made under another
+   * fingerprint are stale, e.g. after a SearchParameter was added to PROFILES_DIR. Undefined for a
+   * name that is not a resource type.
+   */
+  fingerprint(type: string): string | undefined {
+    if (!this.registry.isResourceType(type)) return undefined;
+    const params = [...this.registry.searchParametersFor(type).values()]
+      .map((p) => [
+        p.code,
+        p.type,
+        p.expression ?? '',
+        (p.component ?? []).map((c) => [c.definition, c.expression]),
+      ])
+      .sort((a, b) =>
+        (a[0] as string) < (b[0] as string) ? -1 : (a[0] as string) > (b[0] as string) ? 1 : 0,
+      );
+    const basis = JSON.stringify([INDEX_FORMAT, this.options.fullText !== false, params]);
+    return createHash('sha256').update(basis).digest('hex');
   }
 
   /**

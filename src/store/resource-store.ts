@@ -18,7 +18,18 @@ import { HISTORY_COLLECTION, type CurrentDoc, type HistoryDoc, type HistoryMetho
 export interface IndexExtractor {
   /** The index of a resource; with `only`, just those search parameters. */
   extract(resource: Resource, only?: readonly string[]): Record<string, unknown>;
+  /** What a type's index is extracted from (changes when its search parameters do); undefined: not a type. */
+  fingerprint?(type: string): string | undefined;
 }
+
+/** The fingerprint a type's stored indexes were extracted under (collection `index_state`). */
+interface IndexState {
+  _id: string;
+  fingerprint: string;
+}
+
+/** Documents re-extracted per write while rebuilding a type's indexes. */
+const REINDEX_BATCH = 500;
 
 export interface StoreDeps {
   backend: Backend;
@@ -81,6 +92,7 @@ export class ResourceStore {
   private readonly history: Collection<HistoryDoc>;
   private readonly guards: Collection<{ _id: string; type: string; resourceId: string }>;
   private readonly indexedTypes = new Set<string>();
+  private readonly indexState: Collection<IndexState>;
 
   constructor(deps: StoreDeps) {
     this.backend = deps.backend;
@@ -90,6 +102,54 @@ export class ResourceStore {
     this.searchIndexes = deps.searchIndexes;
     this.history = this.backend.collection<HistoryDoc>(HISTORY_COLLECTION);
     this.guards = this.backend.collection('conditional_create');
+    this.indexState = this.backend.collection<IndexState>('index_state');
+  }
+
+  /**
+   * Rebuilds the stored search indexes of every type whose fingerprint differs from the one they
+   * were extracted under (or was never recorded: a store from before fingerprints), then records
+   * the new one. Runs at start, before requests are served; a crash part-way leaves the old
+   * fingerprint, so the next start does it again. `skip`: types whose documents are not rewritten
+   * (AuditEvent records). Returns what was rebuilt.
+   */
+  async reindexStale(skip: readonly string[] = []): Promise<Array<{ type: string; resources: number }>> {
+    const fingerprint = this.extractor.fingerprint?.bind(this.extractor);
+    if (!fingerprint) return [];
+    const recorded = new Map((await this.indexState.find({})).map((d) => [d._id, d.fingerprint]));
+    const rebuilt: Array<{ type: string; resources: number }> = [];
+    for (const type of (await this.backend.listCollections()).sort()) {
+      const now = skip.includes(type) ? undefined : fingerprint(type);
+      if (now === undefined || recorded.get(type) === now) continue;
+      let resources = 0;
+      let after = '';
+      for (;;) {
+        const page = await this.current(type).find(
+          { deleted: false, _id: { $gt: after } },
+          { sort: { _id: 1 }, limit: REINDEX_BATCH },
+        );
+        if (page.length === 0) break;
+        await this.atomically(async (s) => {
+          for (const d of page) {
+            if (!d.resource) continue;
+            // Guarded by the version read: a document that moved meanwhile was indexed by its writer.
+            await this.current(type).replaceOne(
+              { _id: d._id, versionId: d.versionId },
+              { ...d, idx: this.extractor.extract(d.resource) },
+              { session: s },
+            );
+          }
+        });
+        resources += page.length;
+        after = (page[page.length - 1] as CurrentDoc)._id;
+      }
+      await this.recordFingerprint(type, now);
+      rebuilt.push({ type, resources });
+    }
+    return rebuilt;
+  }
+
+  private async recordFingerprint(type: string, fingerprint: string): Promise<void> {
+    await this.indexState.replaceOne({ _id: type }, { _id: type, fingerprint }, { upsert: true });
   }
 
   async init(): Promise<void> {
@@ -112,6 +172,10 @@ export class ResourceStore {
     // cost it writes.
     if (this.backend.kind === 'mongodb')
       for (const spec of this.searchIndexes?.(type) ?? []) await c.createIndex(spec);
+    // A type first written now is indexed under today's fingerprint (reindexStale ran at start).
+    const fingerprint = this.extractor.fingerprint?.(type);
+    if (fingerprint !== undefined && !(await this.indexState.findOne({ _id: type })))
+      await this.recordFingerprint(type, fingerprint);
     this.indexedTypes.add(type);
   }
 
