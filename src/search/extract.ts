@@ -104,16 +104,14 @@ export class IndexExtractor {
    */
   fingerprint(type: string): string | undefined {
     if (!this.registry.isResourceType(type)) return undefined;
-    const params = [...this.registry.searchParametersFor(type).values()]
-      .map((p) => [
+    const params = [...this.registry.searchParametersFor(type)]
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .map(([, p]) => [
         p.code,
         p.type,
         p.expression ?? '',
         (p.component ?? []).map((c) => [c.definition, c.expression]),
-      ])
-      .sort((a, b) =>
-        (a[0] as string) < (b[0] as string) ? -1 : (a[0] as string) > (b[0] as string) ? 1 : 0,
-      );
+      ]);
     const basis = JSON.stringify([INDEX_FORMAT, this.options.fullText !== false, params]);
     return createHash('sha256').update(basis).digest('hex');
   }

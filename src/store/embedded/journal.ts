@@ -21,17 +21,10 @@ export function encodeRecord(json: string): string {
 }
 
 /**
- * encodeRecord into a Buffer, encoding the JSON once: the checksum is taken over the bytes the line
- * holds (the same value zlib gives for the string).
- */
-export function encodeRecordBuffer(json: string): Buffer {
-  return encodeRecords([json], [Buffer.byteLength(json)]);
-}
-
-/**
- * Several records as one Buffer of lines, in one allocation (small Buffers each come from Node's
- * shared pool, and refilling the pool costs more than the copy saved). `lengths` are the JSON
- * strings' UTF-8 byte lengths.
+ * encodeRecord for several records, as one Buffer of lines in one allocation (small Buffers each
+ * come from Node's shared pool, and refilling the pool costs more than the copy saved). Each JSON is
+ * encoded once and its checksum taken over those bytes (the value zlib gives for the string).
+ * `lengths` are the JSON strings' UTF-8 byte lengths.
  */
 export function encodeRecords(jsons: readonly string[], lengths: readonly number[]): Buffer {
   let total = 0;
@@ -194,11 +187,7 @@ export class JournalWriter {
       batch.map((p) => p.length),
     );
     try {
-      let off = 0;
-      while (off < buf.length) {
-        const { bytesWritten } = await fh.write(buf, off, buf.length - off, this.size + off);
-        off += bytesWritten;
-      }
+      await writeFully(fh, buf, this.size);
       await fh.datasync();
       this.size += buf.length;
     } catch (e) {
@@ -223,6 +212,14 @@ export class JournalWriter {
     this.closed = true;
     await this.fh?.close();
     this.fh = undefined;
+  }
+}
+
+/** Writes all of `buf` (a write may take fewer bytes than asked), at `position` or the file's offset. */
+export async function writeFully(fh: fsp.FileHandle, buf: Buffer, position?: number): Promise<void> {
+  for (let off = 0; off < buf.length;) {
+    const at = position === undefined ? null : position + off;
+    off += (await fh.write(buf, off, buf.length - off, at)).bytesWritten;
   }
 }
 

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import { decodeShared, SharedFieldWriter } from './dedupe';
-import { decodeRecords, encodeRecords } from './journal';
+import { decodeRecords, encodeRecords, writeFully } from './journal';
 
 type Doc = { _id: string } & Record<string, unknown>;
 
@@ -23,7 +23,7 @@ export async function writeSnapshot(file: string, state: Array<[string, Doc[]]>)
     const flush = async (): Promise<void> => {
       if (chunk.length === 0) return;
       const buf = encodeRecords(chunk, lengths);
-      for (let off = 0; off < buf.length;) off += (await fh.write(buf, off, buf.length - off)).bytesWritten;
+      await writeFully(fh, buf);
       bytes += buf.length;
       chunk = [];
       lengths = [];
